@@ -1,0 +1,1 @@
+"""Feature side of leadlink."""
