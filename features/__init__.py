@@ -1,1 +1,1 @@
-"""Feature side of leadlink."""
+"""The workspace contract, identity linkage with Splink, and the feature pipeline."""

@@ -1,0 +1,111 @@
+"""Identity columns shared by contacts and users, ready for record linkage.
+
+``prepare_identity_frame`` turns a contacts or users table into one row per
+record with normalised keys. Both sides go through the same function so a
+comparison never mixes two spellings of the same rule.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from leadlink.features import normalize
+
+IDENTITY_COLUMNS = [
+    "unique_id",
+    "first_name",
+    "first_name_keys",
+    "last_name",
+    "surname_parts",
+    "email_local",
+    "personal_email",
+    "phone",
+    "linkedin",
+    "city",
+    "company_domain",
+    "job_title",
+]
+
+
+def _map_unique(series: pd.Series, function: Callable) -> pd.Series:
+    """Apply ``function`` once per distinct value; names and cities repeat a lot."""
+    values = series.astype("object").where(series.notna(), None)
+    distinct = pd.unique(values)
+    lookup = {value: function(value) for value in distinct}
+    return values.map(lookup)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    if name in frame.columns:
+        return frame[name]
+    return pd.Series(None, index=frame.index, dtype="object")
+
+
+def _first_name_keys(name: str | None) -> list[str] | None:
+    """Return the name with the formal names it may be a nickname of.
+
+    Two first names are treated as nickname-related when one appears in the
+    other's key list (Bob -> [bob, robert, ...]); sharing only a third name is
+    not enough, because the nickname list maps some names very widely.
+    """
+    if name is None:
+        return None
+    first_token = name.split(" ")[0].replace("'", "")
+    namer = normalize._nick_namer()
+    return sorted({first_token, *namer.canonicals_of(first_token), *namer.nicknames_of(first_token)})
+
+
+def _personal_email(frame: pd.DataFrame) -> pd.Series:
+    """Canonical personal address: the personal_email column, else a personal email."""
+    explicit = _map_unique(_column(frame, "personal_email"), normalize.canonical_email)
+    main = _column(frame, "email")
+    kinds = _map_unique(main, normalize.email_domain_kind)
+    from_main = _map_unique(main, normalize.canonical_email).where(kinds.eq("personal"))
+    return explicit.where(explicit.notna(), from_main)
+
+
+def _company_domain(frame: pd.DataFrame) -> pd.Series:
+    """Company domain from the column, else from a work email address."""
+    explicit = _map_unique(_column(frame, "company_domain"), normalize.normalize_domain)
+    main = _column(frame, "email")
+    kinds = _map_unique(main, normalize.email_domain_kind)
+    parts = _map_unique(main, normalize.email_parts)
+    from_email = parts.map(lambda p: p[1] if isinstance(p, tuple) else None).where(kinds.isin(["work", "role"]))
+    return explicit.where(explicit.notna(), from_email)
+
+
+def _phone(frame: pd.DataFrame, default_region: str) -> pd.Series:
+    """E.164 phone, read in the record's own country when it has one."""
+    countries = _column(frame, "country").astype("object").where(_column(frame, "country").notna(), None)
+    regions = countries.map(lambda c: str(c).strip().upper() if isinstance(c, str) and len(c.strip()) == 2 else default_region)
+    phones = _column(frame, "phone").astype("object").where(_column(frame, "phone").notna(), None)
+    pairs = pd.Series(list(zip(phones, regions)), index=frame.index)
+    return _map_unique(pairs, lambda pair: normalize.normalize_phone(pair[0], pair[1]))
+
+
+def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: str = "US") -> pd.DataFrame:
+    """Return the normalised identity columns of contacts or users.
+
+    The result has ``IDENTITY_COLUMNS``; ``unique_id`` holds ``id_column``.
+    """
+    first = _map_unique(_column(frame, "first_name"), normalize.normalize_name)
+    last = _map_unique(_column(frame, "last_name"), normalize.normalize_name)
+    prepared = pd.DataFrame(
+        {
+            "unique_id": frame[id_column].astype("string").to_numpy(),
+            "first_name": first.to_numpy(),
+            "first_name_keys": _map_unique(first, _first_name_keys).to_numpy(),
+            "last_name": last.to_numpy(),
+            "surname_parts": _map_unique(last, lambda v: normalize.surname_parts(v) or None).to_numpy(),
+            "email_local": _map_unique(_column(frame, "email"), normalize.work_email_local_part).to_numpy(),
+            "personal_email": _personal_email(frame).to_numpy(),
+            "phone": _phone(frame, default_region).to_numpy(),
+            "linkedin": _map_unique(_column(frame, "linkedin_url"), normalize.linkedin_handle).to_numpy(),
+            "city": _map_unique(_column(frame, "city"), normalize.fold_text).to_numpy(),
+            "company_domain": _company_domain(frame).to_numpy(),
+            "job_title": _map_unique(_column(frame, "job_title"), normalize.fold_text).to_numpy(),
+        }
+    )
+    return prepared

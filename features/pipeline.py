@@ -1,0 +1,337 @@
+"""Point-in-time features of a contact: fit, engagement and previous use.
+
+A *moment* is a (contact, as-of timestamp) pair: a deal's creation time for a
+training example, or the scoring time. Every feature of a moment is computed
+only from rows dated strictly before it, so a model never learns from events
+that happened after the outcome it predicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from leadlink.engine import create_sql_connection
+from leadlink.features import normalize, titles
+
+logger = logging.getLogger(__name__)
+
+# Engagement keys: the known event types, with page views split by page kind
+# because a product page says more about buying intent than the home page.
+ENGAGEMENT_KEYS = (
+    "home_page_view",
+    "page_view",
+    "product_page_view",
+    "pricing_page_view",
+    "demo_request",
+    "trial_signup",
+    "email_open",
+    "email_click",
+    "email_bounce",
+    "webinar_registered",
+    "webinar_attended",
+    "content_download",
+    "chat",
+    "form_submit",
+    "unsubscribe",
+    "other",
+)
+
+# Points per event for the summed engagement score; negative events subtract.
+DEFAULT_EVENT_WEIGHTS = {
+    "home_page_view": 0.5,
+    "page_view": 1.0,
+    "product_page_view": 4.0,
+    "pricing_page_view": 10.0,
+    "demo_request": 30.0,
+    "trial_signup": 25.0,
+    "email_open": 0.5,
+    "email_click": 3.0,
+    "email_bounce": -5.0,
+    "webinar_registered": 4.0,
+    "webinar_attended": 10.0,
+    "content_download": 5.0,
+    "chat": 6.0,
+    "form_submit": 8.0,
+    "unsubscribe": -15.0,
+    "other": 1.0,
+}
+
+# Event kinds whose last occurrence is worth a "days since" feature.
+RECENCY_KEYS = ("demo_request", "pricing_page_view", "trial_signup", "webinar_attended")
+
+_SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass
+class FeatureConfig:
+    """Settings of the feature pipeline; stored with every trained model."""
+
+    half_life_days: float = 30.0
+    event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
+    match_threshold: float = 0.8
+    power_user_active_days: int = 60
+
+    def __post_init__(self) -> None:
+        if not (self.half_life_days > 0 and math.isfinite(self.half_life_days)):
+            raise ValueError(f"half_life_days must be a positive number of days; got {self.half_life_days}.")
+        if not 0.0 <= self.match_threshold <= 1.0:
+            raise ValueError(f"match_threshold must lie between 0 and 1; got {self.match_threshold}.")
+
+    def to_dict(self) -> dict:
+        return {
+            "half_life_days": self.half_life_days,
+            "event_weights": dict(self.event_weights),
+            "match_threshold": self.match_threshold,
+            "power_user_active_days": self.power_user_active_days,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FeatureConfig":
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    kind: str  # "numeric" or "categorical"
+    group: str  # "fit", "engagement" or "previous_user"
+
+
+def feature_specs() -> list[FeatureSpec]:
+    """Return every feature the workspace pipeline produces, in model order."""
+    fit = [
+        FeatureSpec("seniority_level", "numeric", "fit"),
+        FeatureSpec("job_function", "categorical", "fit"),
+        FeatureSpec("is_student", "numeric", "fit"),
+        FeatureSpec("is_intern", "numeric", "fit"),
+        FeatureSpec("email_kind", "categorical", "fit"),
+        FeatureSpec("industry", "categorical", "fit"),
+        FeatureSpec("employee_count", "numeric", "fit"),
+        FeatureSpec("log_annual_revenue", "numeric", "fit"),
+        FeatureSpec("country", "categorical", "fit"),
+        FeatureSpec("has_phone", "numeric", "fit"),
+        FeatureSpec("has_linkedin", "numeric", "fit"),
+        FeatureSpec("contact_age_days", "numeric", "fit"),
+    ]
+    engagement = [FeatureSpec(f"decayed_{key}", "numeric", "engagement") for key in ENGAGEMENT_KEYS]
+    engagement += [FeatureSpec(f"days_since_{key}", "numeric", "engagement") for key in RECENCY_KEYS]
+    engagement += [
+        FeatureSpec("engagement_score", "numeric", "engagement"),
+        FeatureSpec("events_last_30_days", "numeric", "engagement"),
+        FeatureSpec("days_since_last_event", "numeric", "engagement"),
+    ]
+    previous_user = [
+        FeatureSpec("previous_user", "numeric", "previous_user"),
+        FeatureSpec("match_probability", "numeric", "previous_user"),
+        FeatureSpec("job_change", "numeric", "previous_user"),
+        FeatureSpec("user_active_days", "numeric", "previous_user"),
+        FeatureSpec("power_user", "numeric", "previous_user"),
+        FeatureSpec("user_is_admin", "numeric", "previous_user"),
+        FeatureSpec("user_plan", "categorical", "previous_user"),
+        FeatureSpec("user_tenure_days", "numeric", "previous_user"),
+        FeatureSpec("days_since_user_active", "numeric", "previous_user"),
+    ]
+    return fit + engagement + previous_user
+
+
+def _days_between(later: pd.Series, earlier: pd.Series) -> pd.Series:
+    return (later - earlier).dt.total_seconds() / _SECONDS_PER_DAY
+
+
+def fit_features(contacts: pd.DataFrame, moments: pd.DataFrame) -> pd.DataFrame:
+    """Who the person and company are, from the contact row."""
+    rows = moments[["contact_id", "as_of"]].merge(contacts, on="contact_id", how="left")
+    seniority = rows["job_title"].map(titles.parse_seniority)
+    email_kind = rows["email"].map(normalize.email_domain_kind)
+    revenue = pd.to_numeric(rows["annual_revenue"], errors="coerce").astype("float64")
+    created = rows["created_at"]
+    age = _days_between(rows["as_of"], created).clip(lower=0)
+
+    return pd.DataFrame(
+        {
+            "seniority_level": seniority.map(titles.SENIORITY_LEVELS).astype("float64"),
+            "job_function": rows["job_title"].map(titles.parse_function),
+            "is_student": seniority.eq("student").astype("float64"),
+            "is_intern": seniority.eq("intern").astype("float64"),
+            "email_kind": email_kind,
+            "industry": rows["industry"].map(normalize.fold_text),
+            "employee_count": pd.to_numeric(rows["employee_count"], errors="coerce").astype("float64"),
+            "log_annual_revenue": np.log10(revenue.where(revenue > 0)),
+            "country": rows["country"].map(normalize.fold_text),
+            "has_phone": rows["phone"].notna().astype("float64"),
+            "has_linkedin": rows["linkedin_url"].notna().astype("float64"),
+            "contact_age_days": age.astype("float64"),
+        },
+        index=moments.index,
+    )
+
+
+_ENGAGEMENT_SQL = """
+WITH keyed AS (
+    SELECT
+        contact_id,
+        occurred_at,
+        CASE
+            WHEN event_type = 'page_view' AND regexp_matches(coalesce(url, ''), '(?i)/(product|products|features|solutions|platform|integrations)(/|$|\\?)')
+                THEN 'product_page_view'
+            WHEN event_type = 'page_view' AND regexp_matches(coalesce(url, ''), '(?i)/pricing(/|$|\\?)')
+                THEN 'pricing_page_view'
+            WHEN event_type = 'page_view' AND regexp_matches(coalesce(url, ''), '(?i)^(https?://[^/]+)?/?(\\?.*)?$')
+                THEN 'home_page_view'
+            WHEN event_type IN ({known}) THEN event_type
+            ELSE 'other'
+        END AS event_key
+    FROM events
+)
+SELECT
+    m.example_id,
+    k.event_key,
+    count(*) AS n_events,
+    sum(pow(0.5, epoch(m.as_of - k.occurred_at) / {seconds_per_day} / {half_life})) AS decayed,
+    sum(CASE WHEN epoch(m.as_of - k.occurred_at) <= 30 * {seconds_per_day} THEN 1 ELSE 0 END) AS last_30_days,
+    min(epoch(m.as_of - k.occurred_at)) / {seconds_per_day} AS days_since_last
+FROM moments m
+JOIN keyed k ON k.contact_id = m.contact_id AND k.occurred_at < m.as_of
+GROUP BY m.example_id, k.event_key
+"""
+
+
+def engagement_features(events: pd.DataFrame, moments: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """How the contact engaged before the moment, with exponential decay.
+
+    ``decayed_<key>`` sums 0.5 ** (age in days / half-life) over the events of
+    that kind, so an event today counts 1 and one a half-life ago counts 0.5.
+    """
+    known = {key for key in ENGAGEMENT_KEYS if key not in ("home_page_view", "other")}
+    sql = _ENGAGEMENT_SQL.format(
+        known=", ".join(f"'{key}'" for key in sorted(known)),
+        seconds_per_day=_SECONDS_PER_DAY,
+        half_life=float(config.half_life_days),
+    )
+    moments_frame = moments[["contact_id", "as_of"]].assign(example_id=np.arange(len(moments)))
+    events_frame = events[["contact_id", "event_type", "occurred_at", "url"]]
+    connection = create_sql_connection()
+    connection.register("moments", moments_frame)
+    connection.register("events", events_frame)
+    long = connection.execute(sql).df()
+    connection.close()
+
+    result = pd.DataFrame(index=np.arange(len(moments)))
+    decayed = long.pivot_table(index="example_id", columns="event_key", values="decayed", aggfunc="sum")
+    for key in ENGAGEMENT_KEYS:
+        column = decayed[key] if key in decayed.columns else pd.Series(dtype="float64")
+        result[f"decayed_{key}"] = column.reindex(result.index).fillna(0.0).to_numpy()
+
+    last_seen = long.pivot_table(index="example_id", columns="event_key", values="days_since_last", aggfunc="min")
+    for key in RECENCY_KEYS:
+        column = last_seen[key] if key in last_seen.columns else pd.Series(dtype="float64")
+        result[f"days_since_{key}"] = column.reindex(result.index).to_numpy()
+
+    weights = pd.Series(config.event_weights)
+    decayed_matrix = result[[f"decayed_{key}" for key in ENGAGEMENT_KEYS]].to_numpy()
+    weight_vector = weights.reindex(list(ENGAGEMENT_KEYS)).fillna(0.0).to_numpy()
+    result["engagement_score"] = decayed_matrix @ weight_vector
+    per_example = long.groupby("example_id").agg(last_30=("last_30_days", "sum"), since=("days_since_last", "min"))
+    result["events_last_30_days"] = per_example["last_30"].reindex(result.index).fillna(0).to_numpy(dtype="float64")
+    result["days_since_last_event"] = per_example["since"].reindex(result.index).to_numpy(dtype="float64")
+    result.index = moments.index
+    return result
+
+
+def previous_user_features(users: pd.DataFrame, links: pd.DataFrame, contacts: pd.DataFrame, moments: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
+    """What the product knows about the person if they used it before the moment.
+
+    A link only counts when the user signed up before the moment. Activity
+    fields are a snapshot of the users table: when the user was last active
+    after the moment, the active days are scaled down to the share of the
+    account's life that lies before it.
+    """
+    # NOTE: a users table holds one snapshot, so the scaled active days and
+    # "days since active" are estimates; a per-day activity history would
+    # make them exact at any moment.
+    frame = moments[["contact_id", "as_of"]].reset_index(drop=True)
+    link_columns = ["contact_id", "user_id", "match_probability"]
+    frame = frame.merge(links[link_columns], on="contact_id", how="left")
+    user_columns = ["user_id", "company_domain", "email", "company_name", "signed_up_at", "last_active_at", "active_days", "is_admin", "plan"]
+    frame = frame.merge(users[user_columns].rename(columns=lambda c: c if c == "user_id" else f"user_{c}"), on="user_id", how="left")
+    frame = frame.merge(contacts[["contact_id", "company_domain", "email", "company_name"]], on="contact_id", how="left")
+
+    signed = frame["user_signed_up_at"]
+    known_before = frame["user_id"].notna() & (signed.isna() | (signed < frame["as_of"]))
+    probability = frame["match_probability"].where(known_before, 0.0).fillna(0.0)
+    is_previous = known_before & (probability >= config.match_threshold)
+
+    last_active = frame["user_last_active_at"]
+    active_end = last_active.where(last_active.isna() | (last_active < frame["as_of"]), frame["as_of"])
+    life_days = _days_between(last_active, signed)
+    before_days = _days_between(active_end, signed)
+    share_before = (before_days / life_days.where(life_days > 0)).clip(0, 1).fillna(1.0)
+    active_days = pd.to_numeric(frame["user_active_days"], errors="coerce").astype("float64") * share_before
+
+    same_company = _same_company(frame)
+    previous = is_previous.to_numpy()
+    result = pd.DataFrame(
+        {
+            "previous_user": is_previous.astype("float64"),
+            "match_probability": probability.astype("float64"),
+            "job_change": np.where(previous, 1.0 - same_company, np.nan),
+            "user_active_days": np.where(previous, active_days, np.nan),
+            "power_user": np.where(previous, (active_days >= config.power_user_active_days).astype("float64"), 0.0),
+            "user_is_admin": np.where(previous, frame["user_is_admin"].astype("float64").fillna(0.0), 0.0),
+            "user_plan": frame["user_plan"].astype("object").where(is_previous, None),
+            "user_tenure_days": np.where(previous, before_days, np.nan),
+            "days_since_user_active": np.where(previous, _days_between(frame["as_of"], active_end), np.nan),
+        }
+    )
+    result.index = moments.index
+    return result
+
+
+def _same_company(frame: pd.DataFrame) -> np.ndarray:
+    """1.0 when contact and user share a company, 0.0 when not, NaN if unknown."""
+    contact_domain = frame["company_domain"].map(normalize.normalize_domain)
+    user_domain = frame["user_company_domain"].map(normalize.normalize_domain)
+    contact_domain = contact_domain.where(contact_domain.notna(), _work_domain(frame["email"]))
+    user_domain = user_domain.where(user_domain.notna(), _work_domain(frame["user_email"]))
+    contact_company = frame["company_name"].map(normalize.fold_text)
+    user_company = frame["user_company_name"].map(normalize.fold_text)
+
+    by_domain = np.where(contact_domain.notna() & user_domain.notna(), (contact_domain == user_domain).astype(float), np.nan)
+    by_name = np.where(contact_company.notna() & user_company.notna(), (contact_company == user_company).astype(float), np.nan)
+    return np.where(np.isnan(by_domain), by_name, by_domain)
+
+
+def _work_domain(emails: pd.Series) -> pd.Series:
+    kinds = emails.map(normalize.email_domain_kind)
+    domains = emails.map(lambda value: (normalize.email_parts(value) or (None, None))[1])
+    return domains.where(kinds.isin(["work", "role"]))
+
+
+def build_features(
+    contacts: pd.DataFrame,
+    events: pd.DataFrame,
+    users: pd.DataFrame,
+    links: pd.DataFrame,
+    moments: pd.DataFrame,
+    config: FeatureConfig | None = None,
+) -> pd.DataFrame:
+    """Return one row of features per moment, in the order of ``feature_specs()``.
+
+    ``moments`` needs ``contact_id`` and a UTC ``as_of``; ``links`` is the best
+    user per contact with ``match_probability`` (it may be empty).
+    """
+    config = config or FeatureConfig()
+    moments = moments.reset_index(drop=True)
+    parts = [
+        fit_features(contacts, moments),
+        engagement_features(events, moments, config),
+        previous_user_features(users, links, contacts, moments, config),
+    ]
+    features = pd.concat(parts, axis=1)
+    return features[[spec.name for spec in feature_specs()]]
+

@@ -1,0 +1,292 @@
+"""The ``leadlink`` command-line tool.
+
+Each subcommand logs progress to stderr, prints a human summary to stdout,
+and with ``--json`` prints a machine-readable summary as the last line.
+Errors a user can fix end the command with a one-line message and exit
+status 2, not a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadlink.errors import LeadlinkError
+from leadlink.logs import configure_logging
+
+app = typer.Typer(
+    name="leadlink",
+    help="Lead scoring that recognises people who used the product before.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+logger = logging.getLogger("leadlink.cli")
+
+JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary as the last line.")
+VerboseOption = typer.Option(False, "--verbose", "-v", help="Log debug details.")
+
+
+def _command(function):
+    """Set up logging and turn LeadlinkError into a message and exit status 2."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        configure_logging(kwargs.get("verbose", False))
+        try:
+            return function(*args, **kwargs)
+        except LeadlinkError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except ValueError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+
+    return wrapper
+
+
+def _print_json(summary: dict) -> None:
+    sys.stdout.write(json.dumps(_jsonable(summary), default=str) + "\n")
+
+
+def _jsonable(value):
+    """Make a summary JSON-safe: frames become records, NaN becomes null."""
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return _jsonable(value.to_dict("records"))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return _jsonable(value.item())
+    return value
+
+
+def _print_counts(rows: dict) -> None:
+    table = Table(title="Rows per table")
+    for column in ("table", "read", "used", "rejected", "values cleared"):
+        table.add_column(column, justify="right" if column != "table" else "left")
+    for name, counts in rows.items():
+        table.add_row(name, *(f"{counts.get(key, 0):,}" for key in ("read", "used", "rejected", "values_cleared")))
+    console.print(table)
+
+
+@app.command()
+@_command
+def generate(
+    out: Path = typer.Option(..., "--out", help="Folder to write the demo workspace into."),
+    contacts: int = typer.Option(20_000, "--contacts", min=100, help="Number of CRM contacts to generate."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed gives the same workspace."),
+    file_format: str = typer.Option("parquet", "--format", help="Table file format: parquet or csv."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Write a realistic demo workspace, with its truth in OUT/truth/."""
+    from leadlink.generator import generate_workspace
+
+    summary = generate_workspace(out, n_contacts=contacts, seed=seed, file_format=file_format, progress=sys.stderr.isatty())
+    console.print(f"Wrote demo workspace to {out}: " + ", ".join(f"{k} {v:,}" for k, v in summary.get("rows", {}).items()))
+    if json_output:
+        _print_json(summary)
+
+
+@app.command()
+@_command
+def validate(
+    workspace: Path = typer.Argument(..., help="Workspace folder with contacts, users, events and deals tables."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="CSV file for problems (default: WORKSPACE/rejects.csv)."),
+    show: int = typer.Option(20, "--show", help="Number of problems to print."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Check a workspace against the contract; exit 1 when any row is rejected."""
+    from leadlink.features.workspace import load_workspace
+
+    loaded = load_workspace(workspace)
+    written = loaded.write_problems(rejects or workspace / "rejects.csv")
+    _print_counts(loaded.summary())
+    if not loaded.problems.empty:
+        console.print(f"{len(loaded.problems):,} problem(s); the first {min(show, len(loaded.problems))}:")
+        for problem in loaded.problems.head(show).itertuples(index=False):
+            console.print(
+                f"  {problem.table} row {problem.row} column {problem.column}: value {problem.value!r}, "
+                f"expected {problem.expected} ({problem.severity})",
+                highlight=False,
+                soft_wrap=True,
+            )
+        console.print(f"All problems are in {written}")
+    else:
+        console.print("The workspace is valid.")
+    if json_output:
+        _print_json({"rows": loaded.summary(), "problems": len(loaded.problems), "rejects_file": str(written) if written else None})
+    if loaded.n_rejected:
+        raise typer.Exit(code=1)
+
+
+@app.command()
+@_command
+def link(
+    workspace: Path = typer.Argument(..., help="Workspace folder."),
+    out: Path = typer.Option(..., "--out", help="Output file for links (.parquet or .csv)."),
+    threshold: float = typer.Option(0.8, "--threshold", min=0.0, max=1.0, help="Minimum match probability for a link."),
+    model_json: Optional[Path] = typer.Option(None, "--model-json", help="Reuse a saved Splink model instead of estimating one."),
+    save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the Splink model JSON to this file."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="True links (contact_id, user_id) to report precision and recall."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Link contacts to product users with Splink and write the best match per contact."""
+    import pandas as pd
+
+    from leadlink.features.linkage import IdentityLinker, link_quality, link_workspace
+    from leadlink.features.workspace import load_workspace
+    from leadlink.serving.batch import write_table_atomically
+
+    loaded = load_workspace(workspace, require=("contacts", "users"))
+    rejects = loaded.write_problems(workspace / "rejects.csv")
+    linker = IdentityLinker.load(model_json) if model_json else None
+    links, linker, result = link_workspace(loaded.contacts, loaded.users, linker=linker, threshold=threshold)
+    write_table_atomically(links, out)
+    if save_model:
+        linker.save(save_model)
+
+    summary = {
+        "output": str(out),
+        "rows": loaded.summary(),
+        "linked_contacts": len(links),
+        "pairs_scored": result.n_pairs_scored if result else 0,
+        "rejects_file": str(rejects) if rejects else None,
+    }
+    console.print(f"Linked {len(links):,} of {len(loaded.contacts):,} contacts to a product user -> {out}")
+    if truth is not None:
+        quality = link_quality(links, pd.read_parquet(truth) if truth.suffix == ".parquet" else pd.read_csv(truth))
+        summary["quality"] = quality
+        console.print(
+            f"Against {truth}: precision {quality['precision']:.3f}, recall {quality['recall']:.3f}"
+            + (f", recall beyond name-only links {quality['recall_beyond_name']:.3f}" if "recall_beyond_name" in quality else "")
+        )
+    if json_output:
+        _print_json(summary)
+
+
+@app.command()
+@_command
+def train(
+    workspace: Optional[Path] = typer.Argument(None, help="Workspace folder (or use --table)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Train on deals closed before this ISO 8601 time (default: latest in the workspace)."),
+    table: Optional[Path] = typer.Option(None, "--table", help="A one-row-per-lead table to train on instead of a workspace."),
+    label: Optional[str] = typer.Option(None, "--label", help="Label column of --table (1/0, yes/no, won/lost)."),
+    id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table, kept out of the features."),
+    model_name: str = typer.Option("leadlink", "--model-name", help="Registered model name in MLflow."),
+    seed: int = typer.Option(0, "--seed", help="Seed for LightGBM and, for tables, the random split."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Train a calibrated LightGBM conversion model, log it to MLflow and register it."""
+    from leadlink.training.workflow import train_table, train_workspace
+
+    if (workspace is None) == (table is None):
+        raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
+    if table is not None:
+        if not label:
+            raise LeadlinkError("--table needs --label COLUMN naming the conversion column.")
+        summary = train_table(table, label, id_column, model_name=model_name, seed=seed)
+    else:
+        summary = train_workspace(workspace, as_of=as_of, model_name=model_name, seed=seed)
+
+    metrics = summary["metrics"]
+    console.print(
+        f"Registered {summary['model_uri']} (run {summary['run_id']}). Holdout ({summary['split']} split, "
+        f"{int(metrics['n']):,} examples): ROC AUC {metrics['roc_auc']:.3f}, PR AUC {metrics['pr_auc']:.3f}, "
+        f"log loss {metrics['log_loss']:.3f}, Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}"
+    )
+    for note in summary.get("notes", []):
+        console.print(f"  note: {note}")
+    if json_output:
+        _print_json(summary)
+
+
+@app.command()
+@_command
+def score(
+    workspace: Optional[Path] = typer.Argument(None, help="Workspace folder (or use --table)."),
+    out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Score as of this ISO 8601 time (default: latest in the workspace)."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI (models:/name/3, models:/name@alias) or folder; default: newest registered."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Score a one-row-per-lead table instead of a workspace."),
+    id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table (default: the one used in training)."),
+    top: int = typer.Option(0, "--top", min=0, help="Print the N highest-scored leads."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Score every lead with its probability, score, previous-user link and reasons."""
+    from leadlink.serving.batch import score_table, score_workspace
+
+    if (workspace is None) == (table is None):
+        raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
+    if table is not None:
+        summary = score_table(table, out, model_uri=model, id_column=id_column)
+    else:
+        summary = score_workspace(workspace, out, as_of=as_of, model_uri=model)
+
+    console.print(f"Scored {summary['rows'].get('scored', summary.get('scored', 0)) if table else summary['scored']:,} leads with {summary['model_version']} -> {summary['output']}")
+    if top:
+        _print_top(summary["top"].head(top))
+    if json_output:
+        summary = {key: value for key, value in summary.items() if key != "top"}
+        _print_json(summary)
+
+
+def _print_top(top) -> None:
+    table = Table(title=f"Top {len(top)} leads", show_lines=False)
+    id_column = top.columns[0]
+    table.add_column(id_column)
+    table.add_column("probability", justify="right")
+    if "previous_user" in top.columns:
+        table.add_column("previous user")
+    table.add_column("reasons")
+    for row in top.to_dict("records"):
+        cells = [str(row[id_column]), f"{row['probability']:.2f}"]
+        if "previous_user" in top.columns:
+            cells.append("yes" if row["previous_user"] else "no")
+        cells.append(row["reasons"].replace("; ", "\n"))
+        table.add_row(*cells)
+    console.print(table)
+
+
+@app.command()
+@_command
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port to listen on."),
+    model: Optional[str] = typer.Option(None, "--model", help="Model URI or folder; default: newest registered."),
+    workspace: Optional[Path] = typer.Option(
+        None, "--workspace", help="Workspace whose users table contacts are linked against (default: the one the model was trained on)."
+    ),
+    verbose: bool = VerboseOption,
+):
+    """Serve POST /v1/score over HTTP with OpenAPI docs at /docs."""
+    import uvicorn
+
+    from leadlink.serving.api import create_app
+
+    application = create_app(workspace, model_uri=model)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+if __name__ == "__main__":
+    app()

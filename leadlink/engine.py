@@ -1,0 +1,56 @@
+"""The seam between leadlink and the SQL engine that runs record linkage.
+
+Everything engine-specific sits here: the rest of leadlink asks this module
+for a Splink database API and never imports DuckDB or Spark itself. The
+embedded default is DuckDB in-process; a Spark deployment would add a branch
+that returns ``splink.SparkAPI(spark_session=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from leadlink.errors import LinkageError
+
+SUPPORTED_ENGINES = ("duckdb",)
+
+
+def create_db_api(engine: str = "duckdb", threads: int | None = None):
+    """Return a fresh Splink database API for ``engine``.
+
+    ``threads`` caps DuckDB's worker threads; by default DuckDB uses every core.
+    """
+    if engine == "duckdb":
+        import duckdb
+        from splink import DuckDBAPI
+
+        connection = duckdb.connect(":memory:")
+        if threads:
+            connection.execute(f"SET threads TO {int(threads)}")
+        # Splink spills intermediate tables to disk when memory runs short.
+        connection.execute(f"SET temp_directory = '{_temp_directory()}'")
+        return DuckDBAPI(connection=connection)
+
+    raise LinkageError(
+        f"Linkage engine '{engine}' is not supported here; expected one of {SUPPORTED_ENGINES}. "
+        "Spark runs need pyspark and a Spark session, which this install does not provide."
+    )
+
+
+def _temp_directory() -> str:
+    base = os.environ.get("LEADLINK_TEMP_DIR") or os.path.join(os.getcwd(), ".leadlink-tmp")
+    return base.replace("'", "")
+
+
+def create_sql_connection(threads: int | None = None):
+    """Return an in-process SQL connection for feature queries.
+
+    Feature SQL is written in the DuckDB dialect; it can query pandas and
+    Arrow tables in the caller's scope by name.
+    """
+    import duckdb
+
+    connection = duckdb.connect(":memory:")
+    if threads:
+        connection.execute(f"SET threads TO {int(threads)}")
+    return connection

@@ -1,0 +1,70 @@
+"""Logging set-up and masking of personal data in log lines."""
+
+import logging
+import re
+import sys
+
+import phonenumbers
+
+_EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
+
+
+def mask_email(text: str) -> str:
+    """Replace every email address in ``text`` by its first letter and domain."""
+    return _EMAIL.sub(r"\1***@\2", text)
+
+
+def mask_phone(text: str, region: str = "US") -> str:
+    """Replace every phone number in ``text`` by its last two digits.
+
+    Numbers are found with libphonenumber's matcher, which skips dates,
+    times and counts that a digit pattern would catch.
+    """
+    if not any(ch.isdigit() for ch in text):
+        return text
+    pieces = []
+    position = 0
+    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+        digits = re.sub(r"\D", "", match.raw_string)
+        pieces.append(text[position : match.start] + "***" + digits[-2:])
+        position = match.end
+    return "".join(pieces) + text[position:]
+
+
+def mask_personal_data(text: str) -> str:
+    """Mask emails and phone numbers in a log message."""
+    return mask_phone(mask_email(text))
+
+
+class MaskingFilter(logging.Filter):
+    """Rewrite each record's message with emails and phones masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_personal_data(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Send leadlink's log lines to stderr with personal data masked.
+
+    Library code only logs through named loggers; the command-line tool calls
+    this once so that a user sees progress without any handler set-up.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.addFilter(MaskingFilter())
+
+    root = logging.getLogger("leadlink")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    root.propagate = False
+
+    # Splink logs every SQL step at INFO and warns about each untrained level;
+    # leadlink reports what matters about the linkage model itself.
+    logging.getLogger("splink").setLevel(logging.ERROR)
+    for noisy in ("mlflow", "alembic", "urllib3", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

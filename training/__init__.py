@@ -1,0 +1,1 @@
+"""Training sets, LightGBM training, evaluation, and MLflow tracking and registry."""
