@@ -7,6 +7,7 @@ comparison never mixes two spellings of the same rule.
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import pandas as pd
@@ -76,6 +77,36 @@ def _company_domain(frame: pd.DataFrame) -> pd.Series:
     return explicit.where(explicit.notna(), from_email)
 
 
+def _name_patterns(first: str | None, last: str | None) -> set[str]:
+    """Email local parts that spell only the person's own name (jose.garcia, jgarcia)."""
+    first_token = re.sub(r"[^a-z]", "", first.split(" ")[0]) if first else ""
+    last_token = re.sub(r"[^a-z]", "", last) if last else ""
+    patterns = {first_token, last_token}
+    if first_token and last_token:
+        for separator in ("", ".", "_", "-"):
+            patterns.add(first_token + separator + last_token)
+            patterns.add(last_token + separator + first_token)
+            patterns.add(first_token[0] + separator + last_token)
+            patterns.add(first_token + separator + last_token[0])
+    patterns.discard("")
+    return patterns
+
+
+def _email_local(frame: pd.DataFrame, first: pd.Series, last: pd.Series) -> pd.Series:
+    """Work-email local part, kept only when it carries more than the name.
+
+    A local part such as "jose.garcia" is a function of the name, so agreeing
+    on it would count the name twice. Handles like "jgarcia7" or "pepe" are
+    personal habits that survive a job change and are kept.
+    """
+    local = _map_unique(_column(frame, "email"), normalize.work_email_local_part)
+    spelled = [
+        value is not None and value in _name_patterns(f, l)
+        for value, f, l in zip(local.to_numpy(), first.to_numpy(), last.to_numpy())
+    ]
+    return local.where(~pd.Series(spelled, index=local.index), None)
+
+
 def _phone(frame: pd.DataFrame, default_region: str) -> pd.Series:
     """E.164 phone, read in the record's own country when it has one."""
     countries = _column(frame, "country").astype("object").where(_column(frame, "country").notna(), None)
@@ -88,7 +119,7 @@ def _phone(frame: pd.DataFrame, default_region: str) -> pd.Series:
 def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: str = "US") -> pd.DataFrame:
     """Return the normalised identity columns of contacts or users.
 
-    The result has ``IDENTITY_COLUMNS``; ``unique_id`` holds ``id_column``.
+    The result has ``IDENTITY_COLUMNS``; ``unique_id`` is ``id_column``.
     """
     first = _map_unique(_column(frame, "first_name"), normalize.normalize_name)
     last = _map_unique(_column(frame, "last_name"), normalize.normalize_name)
@@ -99,7 +130,7 @@ def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: 
             "first_name_keys": _map_unique(first, _first_name_keys).to_numpy(),
             "last_name": last.to_numpy(),
             "surname_parts": _map_unique(last, lambda v: normalize.surname_parts(v) or None).to_numpy(),
-            "email_local": _map_unique(_column(frame, "email"), normalize.work_email_local_part).to_numpy(),
+            "email_local": _email_local(frame, first, last).to_numpy(),
             "personal_email": _personal_email(frame).to_numpy(),
             "phone": _phone(frame, default_region).to_numpy(),
             "linkedin": _map_unique(_column(frame, "linkedin_url"), normalize.linkedin_handle).to_numpy(),
@@ -108,4 +139,6 @@ def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: 
             "job_title": _map_unique(_column(frame, "job_title"), normalize.fold_text).to_numpy(),
         }
     )
-    return prepared
+    # Every missing key is None, never NaN, so that Splink reads SQL NULL and
+    # record dictionaries built from this frame carry no float NaN.
+    return prepared.astype(object).where(prepared.notna(), None)

@@ -38,12 +38,15 @@ COMPARISON_NAMES = (
     "personal_email",
     "phone",
     "linkedin",
-    "city",
-    "company_domain",
+    "workplace",
     "job_title",
 )
 
 DEFAULT_THRESHOLD = 0.8
+
+# Agreement on these alone does not tell a person from a namesake: many
+# people share "Maria Garcia", and a job title is shared by thousands.
+NAME_ONLY_EVIDENCE = frozenset({"first_name", "last_name", "job_title"})
 
 
 def _exact_or_else(column: str, tf: bool = False) -> cl.CustomComparison:
@@ -92,6 +95,22 @@ def build_comparisons() -> list:
             cll.ElseLevel(),
         ],
     )
+    # Colleagues share a company and usually an office city, so the two
+    # agree together far more often than independence would predict. One
+    # comparison over both lets EM learn the joint levels instead of adding
+    # two weights that double-count a shared workplace.
+    workplace = cl.CustomComparison(
+        output_column_name="workplace",
+        comparison_levels=[
+            cll.CustomLevel("(company_domain_l IS NULL OR company_domain_r IS NULL) AND (city_l IS NULL OR city_r IS NULL)").configure(
+                is_null_level=True
+            ),
+            cll.CustomLevel("company_domain_l = company_domain_r AND city_l = city_r", label_for_charts="Same company and city"),
+            cll.CustomLevel("company_domain_l = company_domain_r", label_for_charts="Same company"),
+            cll.CustomLevel("city_l = city_r", label_for_charts="Same city").configure(tf_adjustment_column="city", tf_adjustment_weight=1.0),
+            cll.ElseLevel(),
+        ],
+    )
     return [
         first_name,
         last_name,
@@ -99,8 +118,7 @@ def build_comparisons() -> list:
         _exact_or_else("personal_email"),
         _exact_or_else("phone"),
         _exact_or_else("linkedin"),
-        _exact_or_else("city", tf=True),
-        _exact_or_else("company_domain"),
+        workplace,
         job_title,
     ]
 
@@ -244,9 +262,21 @@ class IdentityLinker:
         seconds = {"predict": time.perf_counter() - started}
         return _orient_pairs(pairs), seconds
 
-    def link(self, contacts: pd.DataFrame, users: pd.DataFrame, threshold: float = DEFAULT_THRESHOLD) -> LinkResult:
-        """Return the best user for each contact with match probability >= threshold."""
+    def link(
+        self,
+        contacts: pd.DataFrame,
+        users: pd.DataFrame,
+        threshold: float = DEFAULT_THRESHOLD,
+        require_evidence_beyond_name: bool = True,
+    ) -> LinkResult:
+        """Return the best user for each contact with match probability >= threshold.
+
+        With ``require_evidence_beyond_name``, a pair whose only agreeing
+        fields are names and title is not a link, however rare the name.
+        """
         pairs, seconds = self.predict_pairs(contacts, users, threshold)
+        if require_evidence_beyond_name:
+            pairs = pairs[has_evidence_beyond_name(pairs["evidence"])]
         best = best_match_per_contact(pairs)
         return LinkResult(best, n_pairs_scored=len(pairs), seconds=seconds)
 
@@ -258,8 +288,8 @@ def _orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     contacts_left = pairs["source_dataset_l"].eq("contacts")
     contact_id = np.where(contacts_left, pairs["unique_id_l"], pairs["unique_id_r"])
     user_id = np.where(contacts_left, pairs["unique_id_r"], pairs["unique_id_l"])
-    gamma_columns = [f"gamma_{name}" for name in COMPARISON_NAMES if f"gamma_{name}" in pairs.columns]
-    evidence = _evidence_labels(pairs, gamma_columns)
+    weight_columns = [f"mw_{name}" for name in COMPARISON_NAMES if f"mw_{name}" in pairs.columns]
+    evidence = _evidence_labels(pairs, weight_columns)
     return pd.DataFrame(
         {
             "contact_id": contact_id,
@@ -271,14 +301,19 @@ def _orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _evidence_labels(pairs: pd.DataFrame, gamma_columns: list[str]) -> np.ndarray:
-    """List the comparisons that agreed at any level above 'else' for each pair."""
+def _evidence_labels(pairs: pd.DataFrame, weight_columns: list[str]) -> np.ndarray:
+    """List the comparisons whose match weight speaks for a match, per pair."""
     labels = np.full(len(pairs), "", dtype=object)
-    for column in gamma_columns:
-        agreed = pairs[column].to_numpy() > 0
-        name = column.removeprefix("gamma_")
+    for column in weight_columns:
+        agreed = pairs[column].to_numpy(dtype="float64") > 0
+        name = column.removeprefix("mw_")
         labels = np.where(agreed, np.where(labels == "", name, labels + "," + name), labels)
     return labels
+
+
+def has_evidence_beyond_name(evidence: pd.Series) -> pd.Series:
+    """Mark pairs that agree on at least one field other than names and title."""
+    return evidence.fillna("").map(lambda text: any(field and field not in NAME_ONLY_EVIDENCE for field in text.split(",")))
 
 
 def best_match_per_contact(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -336,7 +371,7 @@ def link_quality(links: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
 
     When ``truth`` has an ``evidence`` column, recall is also reported over
     the true links that carry evidence beyond the name, because a link with
-    only a shared name cannot be told apart from a namesake.
+    only a shared name cannot be distinguished from a namesake.
     """
     predicted = set(zip(links["contact_id"], links["user_id"]))
     true_pairs = set(zip(truth["contact_id"], truth["user_id"]))

@@ -177,13 +177,13 @@ WITH keyed AS (
         contact_id,
         occurred_at,
         CASE
-            WHEN event_type = 'page_view' AND regexp_matches(coalesce(url, ''), '(?i)/(product|products|features|solutions|platform|integrations)(/|$|\\?)')
+            WHEN CAST(event_type AS VARCHAR) = 'page_view' AND regexp_matches(coalesce(CAST(url AS VARCHAR), ''), '(?i)/(product|products|features|solutions|platform|integrations)(/|$|\\?)')
                 THEN 'product_page_view'
-            WHEN event_type = 'page_view' AND regexp_matches(coalesce(url, ''), '(?i)/pricing(/|$|\\?)')
+            WHEN CAST(event_type AS VARCHAR) = 'page_view' AND regexp_matches(coalesce(CAST(url AS VARCHAR), ''), '(?i)/pricing(/|$|\\?)')
                 THEN 'pricing_page_view'
-            WHEN event_type = 'page_view' AND regexp_matches(coalesce(url, ''), '(?i)^(https?://[^/]+)?/?(\\?.*)?$')
+            WHEN CAST(event_type AS VARCHAR) = 'page_view' AND regexp_matches(coalesce(CAST(url AS VARCHAR), ''), '(?i)^(https?://[^/]+)?/?(\\?.*)?$')
                 THEN 'home_page_view'
-            WHEN event_type IN ({known}) THEN event_type
+            WHEN CAST(event_type AS VARCHAR) IN ({known}) THEN CAST(event_type AS VARCHAR)
             ELSE 'other'
         END AS event_key
     FROM events

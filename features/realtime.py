@@ -2,8 +2,8 @@
 
 Splink's batch ``predict`` runs the blocking joins over whole tables, which
 is far too slow per request. ``RealtimeLinker`` keeps an index from each
-blocking key to the users holding it, so a contact's candidates are found by
-dictionary lookups; only those few pairs are scored, with the same trained
+blocking key to the users with that key, so dictionary lookups find a
+contact's candidates. Only those few pairs are scored, with the same trained
 Splink model and the same user-based term frequencies as the batch path.
 """
 
@@ -18,7 +18,7 @@ from splink import Linker
 
 from leadlink.engine import create_db_api
 from leadlink.features.identity import prepare_identity_frame
-from leadlink.features.linkage import TF_COLUMNS, _orient_pairs, best_match_per_contact, term_frequency_tables
+from leadlink.features.linkage import TF_COLUMNS, _orient_pairs, best_match_per_contact, has_evidence_beyond_name, term_frequency_tables
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class RealtimeLinker:
         enriched = dict(record, source_dataset=source)
         for column in TF_COLUMNS:
             value = record.get(column)
-            # A value no user holds gets the smallest share seen, so agreement
-            # on a rare name weighs as much as the rarest known value.
+            # A value absent from the users table gets the smallest share seen,
+            # so agreement on it weighs as much as on the rarest known value.
             enriched[f"tf_{column}"] = self._tf[column].get(value, min(self._tf[column].values(), default=None)) if value is not None else None
         return enriched
 
@@ -99,7 +99,8 @@ class RealtimeLinker:
         right = [self._with_tf(self._user_records[p], "users") for p in positions]
         scored = self._linker.inference.score_pairs(left, right).as_pandas_dataframe()
         pairs = _orient_pairs(scored)
-        return best_match_per_contact(pairs[pairs["match_probability"] >= threshold])
+        pairs = pairs[(pairs["match_probability"] >= threshold) & has_evidence_beyond_name(pairs["evidence"])]
+        return best_match_per_contact(pairs)
 
 
 def _is_null(value) -> bool:

@@ -154,8 +154,9 @@ def link(
 
     from leadlink.features.linkage import IdentityLinker, link_quality, link_workspace
     from leadlink.features.workspace import load_workspace
-    from leadlink.serving.batch import write_table_atomically
+    from leadlink.serving.batch import check_output_path, write_table_atomically
 
+    check_output_path(out)
     loaded = load_workspace(workspace, require=("contacts", "users"))
     rejects = loaded.write_problems(workspace / "rejects.csv")
     linker = IdentityLinker.load(model_json) if model_json else None

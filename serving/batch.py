@@ -44,20 +44,25 @@ def score_frame(
     return probability, reasons
 
 
+def check_output_path(out: Path) -> None:
+    """Fail before any work when the output format is not one we write."""
+    if out.suffix not in (".csv", ".parquet"):
+        raise LeadlinkError(f"Output file {out} must end in .csv or .parquet.")
+
+
 def write_table_atomically(frame: pd.DataFrame, out: Path) -> Path:
     """Write CSV or Parquet to a temporary name, then rename it into place.
 
     A crash midway leaves only the temporary file, never a complete-looking
     output with rows missing.
     """
+    check_output_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.partial")
     if out.suffix == ".parquet":
         frame.to_parquet(temporary, index=False)
-    elif out.suffix == ".csv":
-        frame.to_csv(temporary, index=False)
     else:
-        raise LeadlinkError(f"Output file {out} must end in .csv or .parquet.")
+        frame.to_csv(temporary, index=False)
     os.replace(temporary, out)
     return out
 
@@ -76,6 +81,7 @@ def score_workspace(
     rejects_path: Path | None = None,
 ) -> dict:
     """Score every contact of a workspace as of ``as_of`` and write ``out``."""
+    check_output_path(Path(out))
     started = time.perf_counter()
     model = load_model(model_uri)
     scorer = model.scorer
@@ -133,6 +139,7 @@ def score_table(path: str | Path, out: str | Path, model_uri: str | None = None,
     """Score a one-row-per-lead table with a model trained by ``train --table``."""
     from leadlink.training import table as lead_table
 
+    check_output_path(Path(out))
     started = time.perf_counter()
     model = load_model(model_uri)
     scorer = model.scorer

@@ -1,8 +1,8 @@
 """MLflow tracking and registry with an embedded local default.
 
 Unless ``MLFLOW_TRACKING_URI`` is set, runs go to ``mlflow.db`` (SQLite) in
-the working directory and artifacts to ``mlartifacts/`` beside it, so no
-server has to be started.
+the working directory. With any SQLite store, artifacts go to
+``mlartifacts/`` beside the database file. No server has to be started.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ def configure_mlflow(experiment: str = DEFAULT_EXPERIMENT) -> str:
     client = MlflowClient()
     if client.get_experiment_by_name(experiment) is None:
         artifact_location = None
-        if uri.startswith("sqlite:"):
-            artifact_location = (Path.cwd() / "mlartifacts").resolve().as_uri()
+        if uri.startswith("sqlite:///"):
+            # Artifacts live beside the SQLite file, not wherever MLflow's
+            # default would put them relative to the current directory.
+            database = Path(uri.removeprefix("sqlite:///"))
+            artifact_location = (database.parent / "mlartifacts").resolve().as_uri()
         client.create_experiment(experiment, artifact_location=artifact_location)
     mlflow.set_experiment(experiment)
     return uri
