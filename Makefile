@@ -1,6 +1,11 @@
 # Two entry points, each creating .venv from the lock file when it is missing
 # or older than the lock:  `make demo` runs the main job, `make test` the tests.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Some machines list package folders in pip's configuration that do not
+# exist; pip warns once per package, which buries real messages.
+PIP_NOISE := grep -v "WARNING: Location '.*' is ignored" || true
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,8 +16,8 @@ DEMO_CONTACTS ?= 20000
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock 2>&1 | { $(PIP_NOISE); }
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . 2>&1 | { $(PIP_NOISE); }
 	touch $(STAMP)
 
 env: $(STAMP)

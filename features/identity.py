@@ -19,6 +19,7 @@ IDENTITY_COLUMNS = [
     "first_name",
     "first_name_keys",
     "last_name",
+    "last_name_folded",
     "surname_parts",
     "email_local",
     "personal_email",
@@ -42,6 +43,17 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name]
     return pd.Series(None, index=frame.index, dtype="object")
+
+
+def _fold_umlaut_spelling(name: str | None) -> str | None:
+    """Fold the German "ue", "oe", "ae" spellings so Mueller and Muller agree.
+
+    ``normalize_name`` already turns Müller into muller; this also meets
+    people who typed the umlaut as two letters.
+    """
+    if name is None:
+        return None
+    return name.replace("ue", "u").replace("oe", "o").replace("ae", "a")
 
 
 def _first_name_keys(name: str | None) -> list[str] | None:
@@ -129,6 +141,7 @@ def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: 
             "first_name": first.to_numpy(),
             "first_name_keys": _map_unique(first, _first_name_keys).to_numpy(),
             "last_name": last.to_numpy(),
+            "last_name_folded": _map_unique(last, _fold_umlaut_spelling).to_numpy(),
             "surname_parts": _map_unique(last, lambda v: normalize.surname_parts(v) or None).to_numpy(),
             "email_local": _email_local(frame, first, last).to_numpy(),
             "personal_email": _personal_email(frame).to_numpy(),

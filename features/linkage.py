@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import splink.comparison_level_library as cll
-import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
 
 from leadlink.engine import create_db_api
+from leadlink.features.comparisons import COMPARISON_NAMES, COMPARISONS
 from leadlink.errors import LinkageError
 from leadlink.features.identity import prepare_identity_frame
 
@@ -30,18 +29,6 @@ logger = logging.getLogger(__name__)
 # evidence than agreeing on "szczepanski".
 TF_COLUMNS = ("first_name", "last_name", "city", "email_local")
 
-# Comparison output names, in the order they appear in the model.
-COMPARISON_NAMES = (
-    "first_name",
-    "last_name",
-    "email_local",
-    "personal_email",
-    "phone",
-    "linkedin",
-    "workplace",
-    "job_title",
-)
-
 DEFAULT_THRESHOLD = 0.8
 
 # Agreement on these alone does not tell a person from a namesake: many
@@ -49,78 +36,9 @@ DEFAULT_THRESHOLD = 0.8
 NAME_ONLY_EVIDENCE = frozenset({"first_name", "last_name", "job_title"})
 
 
-def _exact_or_else(column: str, tf: bool = False) -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name=column,
-        comparison_levels=[
-            cll.NullLevel(column),
-            cll.ExactMatchLevel(column, term_frequency_adjustments=tf),
-            cll.ElseLevel(),
-        ],
-    )
-
-
 def build_comparisons() -> list:
     """Return the Splink comparisons leadlink uses, strongest level first."""
-    first_name = cl.CustomComparison(
-        output_column_name="first_name",
-        comparison_levels=[
-            cll.NullLevel("first_name"),
-            cll.ExactMatchLevel("first_name", term_frequency_adjustments=True),
-            cll.CustomLevel(
-                "list_contains(first_name_keys_l, first_name_r) OR list_contains(first_name_keys_r, first_name_l)",
-                label_for_charts="Nickname of each other",
-                base_dialect_str="duckdb",
-            ),
-            cll.JaroWinklerLevel("first_name", 0.92),
-            cll.ElseLevel(),
-        ],
-    )
-    last_name = cl.CustomComparison(
-        output_column_name="last_name",
-        comparison_levels=[
-            cll.NullLevel("last_name"),
-            cll.ExactMatchLevel("last_name", term_frequency_adjustments=True),
-            cll.JaroWinklerLevel("last_name", 0.92),
-            cll.ArrayIntersectLevel("surname_parts", min_intersection=1),
-            cll.ElseLevel(),
-        ],
-    )
-    job_title = cl.CustomComparison(
-        output_column_name="job_title",
-        comparison_levels=[
-            cll.NullLevel("job_title"),
-            cll.ExactMatchLevel("job_title"),
-            cll.JaroWinklerLevel("job_title", 0.88),
-            cll.ElseLevel(),
-        ],
-    )
-    # Colleagues share a company and usually an office city, so the two
-    # agree together far more often than independence would predict. One
-    # comparison over both lets EM learn the joint levels instead of adding
-    # two weights that double-count a shared workplace.
-    workplace = cl.CustomComparison(
-        output_column_name="workplace",
-        comparison_levels=[
-            cll.CustomLevel("(company_domain_l IS NULL OR company_domain_r IS NULL) AND (city_l IS NULL OR city_r IS NULL)").configure(
-                is_null_level=True
-            ),
-            cll.CustomLevel("company_domain_l = company_domain_r AND city_l = city_r", label_for_charts="Same company and city"),
-            cll.CustomLevel("company_domain_l = company_domain_r", label_for_charts="Same company"),
-            cll.CustomLevel("city_l = city_r", label_for_charts="Same city").configure(tf_adjustment_column="city", tf_adjustment_weight=1.0),
-            cll.ElseLevel(),
-        ],
-    )
-    return [
-        first_name,
-        last_name,
-        _exact_or_else("email_local", tf=True),
-        _exact_or_else("personal_email"),
-        _exact_or_else("phone"),
-        _exact_or_else("linkedin"),
-        workplace,
-        job_title,
-    ]
+    return [comparison.to_splink() for comparison in COMPARISONS]
 
 
 def blocking_rules() -> list:
@@ -275,10 +193,11 @@ class IdentityLinker:
         fields are names and title is not a link, however rare the name.
         """
         pairs, seconds = self.predict_pairs(contacts, users, threshold)
+        n_scored = len(pairs)
         if require_evidence_beyond_name:
             pairs = pairs[has_evidence_beyond_name(pairs["evidence"])]
         best = best_match_per_contact(pairs)
-        return LinkResult(best, n_pairs_scored=len(pairs), seconds=seconds)
+        return LinkResult(best, n_pairs_scored=n_scored, seconds=seconds)
 
 
 def _orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -357,7 +276,7 @@ def link_workspace(
         logger.info("Estimated the linkage model in %.1f s", time.perf_counter() - started)
     result = linker.link(prepared_contacts, prepared_users, threshold)
     logger.info(
-        "Linked %s of %s contacts to a user (match probability >= %.2f) from %s scored pairs",
+        "Linked %s of %s contacts to a user (match probability >= %.2f) from %s candidate pairs above it",
         f"{len(result.links):,}",
         f"{len(contacts):,}",
         threshold,

@@ -228,21 +228,39 @@ def normalize_phone(value: object, default_region: str = "US") -> str | None:
     """Parse a phone number in any format into E.164 (+14155550134).
 
     ``default_region`` is the ISO country code used for numbers written
-    without an international prefix. Extensions are dropped because they name
-    a desk, not a person. A number that cannot be parsed or is not a possible
-    number returns None rather than a truncated string.
+    without an international prefix. A leading "00" is read as the
+    international prefix used in most of the world, so "001 415 555 0134"
+    parses even where the region's own prefix differs (011 in the US); no
+    country's national numbers start with "00".
+    Extensions are dropped because they name a desk, not a person. A number
+    that cannot be parsed, or whose national part is not 6 to 14 digits,
+    returns None rather than a truncated string.
     """
     if is_missing(value):
         return None
     text = str(value).strip()
-    try:
-        number = phonenumbers.parse(text, default_region.upper() if default_region else None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_possible_number(number):
+    region = default_region.upper() if default_region else None
+    number = None
+    if text.startswith("00"):
+        number = _parse_phone("+" + text[2:], None)
+    if number is None:
+        number = _parse_phone(text, region)
+    if number is None:
         return None
     number.extension = None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+    # Numbers are evidence only as digit strings, so a length outside the
+    # range any country uses is rejected, but a number one digit off its
+    # country's plan is kept: it still identifies the same person.
+    national_digits = len(str(number.national_number))
+    return number if 6 <= national_digits <= 14 else None
 
 
 def linkedin_handle(value: object) -> str | None:

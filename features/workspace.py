@@ -436,24 +436,30 @@ def _check_references(tables: dict[str, pd.DataFrame], logs: dict[str, pd.DataFr
         counts[name].rejected += int(orphan.sum())
 
 
-def load_workspace(path: str | Path, require: tuple[str, ...] = ("contacts",)) -> Workspace:
-    """Read and validate every table of the workspace at ``path``.
+def load_workspace(
+    path: str | Path,
+    require: tuple[str, ...] = ("contacts",),
+    tables: tuple[str, ...] = TABLE_NAMES,
+) -> Workspace:
+    """Read and validate the tables of the workspace at ``path``.
 
     Raises WorkspaceError when the folder, a required table or a required
     column is missing. Row-level problems do not raise: they are returned in
-    ``Workspace.problems`` and counted in ``Workspace.counts``.
+    ``Workspace.problems`` and counted in ``Workspace.counts``. Tables left
+    out of ``tables`` are not read and stay empty; events and deals are then
+    not checked against contacts unless contacts are read too.
     """
     root = Path(path)
     if not root.is_dir():
         raise WorkspaceError(f"Workspace folder {root} does not exist or is not a folder.")
 
-    tables: dict[str, pd.DataFrame] = {}
+    loaded: dict[str, pd.DataFrame] = {}
     logs: dict[str, pd.DataFrame] = {}
     counts: dict[str, TableCounts] = {}
     files: dict[str, Path] = {}
     for name in TABLE_NAMES:
         spec = CONTRACT[name]
-        file = find_table_file(root, name)
+        file = find_table_file(root, name) if name in tables else None
         if file is None:
             if name in require:
                 raise WorkspaceError(
@@ -463,11 +469,12 @@ def load_workspace(path: str | Path, require: tuple[str, ...] = ("contacts",)) -
         else:
             files[name] = file
             raw = read_table_file(file)
-        tables[name], logs[name], counts[name] = _validate_table(spec, raw, file)
+        loaded[name], logs[name], counts[name] = _validate_table(spec, raw, file)
 
-    _check_references(tables, logs, counts)
+    if "contacts" in files:
+        _check_references(loaded, logs, counts)
     problems = pd.concat(list(logs.values()), ignore_index=True)
-    workspace = Workspace(root, tables, problems, counts, files)
+    workspace = Workspace(root, loaded, problems, counts, files)
     _log_counts(workspace)
     return workspace
 

@@ -244,7 +244,7 @@ def score(
     else:
         summary = score_workspace(workspace, out, as_of=as_of, model_uri=model)
 
-    console.print(f"Scored {summary['rows'].get('scored', summary.get('scored', 0)) if table else summary['scored']:,} leads with {summary['model_version']} -> {summary['output']}")
+    console.print(f"Scored {summary['scored']:,} leads with {summary['model_version']} -> {summary['output']}")
     if top:
         _print_top(summary["top"].head(top))
     if json_output:

@@ -1619,13 +1619,31 @@ def _email_local(addresses: pd.Series) -> pd.Series:
     return addresses.str.split("@").str[0].str.lower()
 
 
+def _spells_own_name(locals_: pd.Series, first: pd.Series, last: pd.Series) -> np.ndarray:
+    """Mark local parts that any company convention would build from the name.
+
+    Such a local part ("jose.garcia", "jgarcia") is shared by every namesake
+    at a company with the same convention, so agreeing on it is no evidence
+    beyond the name. A suffix added to keep addresses unique ("jose.garcia2")
+    is personal and does count.
+    """
+    first_ascii = _ascii_token(first.fillna("").to_numpy(dtype=object))
+    last_ascii = _ascii_token(last.fillna("").to_numpy(dtype=object))
+    spelled = np.zeros(len(locals_), dtype=bool)
+    for layout in range(len(EMAIL_FORMAT_SHARES)):
+        candidates = _work_locals(first_ascii, last_ascii, np.full(len(locals_), layout))
+        spelled |= (locals_.to_numpy(dtype=object) == candidates)
+    return spelled
+
+
 def _links_truth_table(contacts: pd.DataFrame, contacts_table: pd.DataFrame, users_table: pd.DataFrame
                        ) -> pd.DataFrame:
     """List the contacts that are product users, with the evidence that survived and the perturbations applied.
 
     Evidence is read off the written tables where a plain comparison decides it (e-mail
     local part, city, company domain) and from the generation flags where the values
-    differ on purpose (names, gmail variants, reformatted phones and URLs).
+    differ on purpose (names, gmail variants, reformatted phones and URLs). An e-mail
+    local part that only spells the name is not evidence beyond the name.
     """
     linked = np.flatnonzero(contacts["kind"].to_numpy() != "new")
     user_rows = contacts["user_index"].to_numpy()[linked]
@@ -1642,7 +1660,8 @@ def _links_truth_table(contacts: pd.DataFrame, contacts_table: pd.DataFrame, use
         "personal_email": contacts["carried_personal_email"].to_numpy(dtype=bool)[linked],
         "phone": contacts["carried_phone"].to_numpy(dtype=bool)[linked],
         "linkedin": contacts["carried_linkedin"].to_numpy(dtype=bool)[linked],
-        "email_local": agree(_email_local(contact_rows["email"]), _email_local(user_rows_table["email"])),
+        "email_local": agree(_email_local(contact_rows["email"]), _email_local(user_rows_table["email"]))
+        & ~_spells_own_name(_email_local(user_rows_table["email"]), user_rows_table["first_name"], user_rows_table["last_name"]),
         "city": agree(contact_rows["city"], user_rows_table["city"]),
         "company": agree(contact_rows["company_domain"], user_rows_table["company_domain"]),
     }

@@ -110,7 +110,7 @@ class ScoringService:
         self.version = model_version_label(self.model)
 
         workspace = workspace or _trained_workspace(scorer.spec)
-        self.users = load_workspace(workspace, require=("users",)).users if workspace else pd.DataFrame()
+        self.users = load_workspace(workspace, require=("users",), tables=("users",)).users if workspace else pd.DataFrame()
         self.linker = RealtimeLinker(scorer.linkage_model, self.users) if scorer.linkage_model and len(self.users) else None
 
     def score(self, contact: ContactIn) -> ScoreOut:

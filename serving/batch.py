@@ -171,6 +171,7 @@ def score_table(path: str | Path, out: str | Path, model_uri: str | None = None,
     return {
         "output": str(out_path),
         "rows": {"read": len(raw), "scored": len(output), "rejected": 0},
+        "scored": len(output),
         "model_version": model_version_label(model),
         "model_uri": model.uri,
         "seconds": seconds,

@@ -24,12 +24,9 @@ KNOWN_EVENT_TYPES = {"page_view", "product_page_view", "pricing_page_view", "dem
 # Largest workspace these tests may generate. 100,000 contacts (about 9 s on a 2-core
 # machine) belong in a benchmark, not in the test suite.
 MAX_TEST_CONTACTS = 10_000
-requested_sizes: list[int] = []
 
 
 def generate(out_dir: Path, n_contacts: int, **options) -> dict:
-    """Call generate_workspace and record the size, so the last test can check that all stayed small."""
-    requested_sizes.append(n_contacts)
     return generate_workspace(out_dir, n_contacts, **options)
 
 
@@ -387,13 +384,3 @@ def test_summary_reports_row_counts(workspace):
 
 def test_summary_oracle_auc_is_informative(workspace):
     assert workspace["summary"]["oracle_auc"] > 0.7
-
-
-# --------------------------------------------------------------------------- suite size guard
-
-
-def test_suite_generates_no_large_workspace():
-    # Runs last in this module, after every other test has called generate().
-    if not requested_sizes:
-        pytest.skip("no workspace generated yet: run the whole module")
-    assert max(requested_sizes) <= MAX_TEST_CONTACTS

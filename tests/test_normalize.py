@@ -167,3 +167,16 @@ def test_mask_keeps_dates_and_counts():
 def test_nan_is_missing():
     assert normalize.is_missing(math.nan)
     assert not normalize.is_missing(0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("001 415 555 0134", "US", "+14155550134"),
+        ("0049 30 1234567", "US", "+49301234567"),
+        ("0033 290 5337045", "FR", "+332905337045"),
+        ("+332905337045", "FR", "+332905337045"),
+    ],
+)
+def test_phone_double_zero_prefix(raw, region, expected):
+    assert normalize.normalize_phone(raw, region) == expected
