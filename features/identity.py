@@ -155,3 +155,48 @@ def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: 
     # Every missing key is None, never NaN, so that Splink reads SQL NULL and
     # record dictionaries built from this frame carry no float NaN.
     return prepared.astype(object).where(prepared.notna(), None)
+
+
+def prepare_identity_record(fields: dict, id_column: str, default_region: str = "US") -> dict:
+    """Return the normalised identity columns of one contact or user record.
+
+    The same rules as ``prepare_identity_frame``, written for a single
+    dictionary so that real-time linkage avoids pandas per request.
+    """
+
+    def get(name: str):
+        value = fields.get(name)
+        return None if normalize.is_missing(value) else value
+
+    first = normalize.normalize_name(get("first_name"))
+    last = normalize.normalize_name(get("last_name"))
+    email = get("email")
+    kind = normalize.email_domain_kind(email)
+
+    local = normalize.work_email_local_part(email)
+    if local is not None and local in _name_patterns(first, last):
+        local = None
+    personal = normalize.canonical_email(get("personal_email"))
+    if personal is None and kind == "personal":
+        personal = normalize.canonical_email(email)
+    domain = normalize.normalize_domain(get("company_domain"))
+    if domain is None and kind in ("work", "role"):
+        domain = normalize.email_parts(email)[1]
+    country = get("country")
+    region = country.strip().upper() if isinstance(country, str) and len(country.strip()) == 2 else default_region
+
+    return {
+        "unique_id": str(fields[id_column]),
+        "first_name": first,
+        "first_name_keys": _first_name_keys(first),
+        "last_name": last,
+        "last_name_folded": _fold_umlaut_spelling(last),
+        "surname_parts": normalize.surname_parts(last) or None,
+        "email_local": local,
+        "personal_email": personal,
+        "phone": normalize.normalize_phone(get("phone"), region),
+        "linkedin": normalize.linkedin_handle(get("linkedin_url")),
+        "city": normalize.fold_text(get("city")),
+        "company_domain": domain,
+        "job_title": normalize.fold_text(get("job_title")),
+    }

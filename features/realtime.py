@@ -1,24 +1,28 @@
 """Linking one new contact against the users table held in memory.
 
-Splink's batch ``predict`` runs the blocking joins over whole tables, which
-is far too slow per request. ``RealtimeLinker`` keeps an index from each
+Splink's batch ``predict`` runs blocking joins over whole tables, which is
+far too slow per request. ``RealtimeLinker`` keeps an index from each
 blocking key to the users with that key, so dictionary lookups find a
-contact's candidates. Only those few pairs are scored, with the same trained
-Splink model and the same user-based term frequencies as the batch path.
+contact's candidates. It then scores those few pairs in Python with the
+same trained Splink model: the same levels (see ``comparisons.py``), the same
+match weights, and the same user-based term-frequency adjustments, so a pair
+gets the match weight the batch path gives it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from splink import Linker
+from splink import SettingsCreator
 
-from leadlink.engine import create_db_api
-from leadlink.features.identity import prepare_identity_frame
-from leadlink.features.linkage import TF_COLUMNS, _orient_pairs, best_match_per_contact, has_evidence_beyond_name, term_frequency_tables
+from leadlink.errors import LinkageError
+from leadlink.features.comparisons import COMPARISONS, Comparison
+from leadlink.features.identity import prepare_identity_frame, prepare_identity_record
+from leadlink.features.linkage import NAME_ONLY_EVIDENCE, TF_COLUMNS, term_frequency_tables
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +36,108 @@ BLOCKING_KEYS = (
     ("last_name", "city"),
     ("first_name", "city"),
 )
-MAX_CANDIDATES = 200
+# A key shared by more users than this (a very common name in a big city)
+# adds no candidates: scoring thousands of namesakes per request would be
+# slow, and names alone never make a link.
+# NOTE: batch blocking has no such cap, so a pair found only through an
+# oversized name key (same name and city, nothing else) can link in batch
+# but not in real time. Counting each key's users at index time and
+# reporting the keys dropped would make the gap visible.
+MAX_USERS_PER_KEY = 500
+
+
+@dataclass(frozen=True)
+class TermFrequencyAdjustment:
+    column: str
+    log2_u_exact: float
+    weight: float
+    minimum_u: float
+
+
+@dataclass(frozen=True)
+class ScoredComparison:
+    spec: Comparison
+    level_weights: tuple[float, ...]  # one per level of ``spec``, then the else level
+    adjustments: tuple[TermFrequencyAdjustment | None, ...]
+
+
+class MatchWeights:
+    """The match weights of a trained Splink model, read into plain Python.
+
+    Splink itself resolves every level's weight (including defaults for
+    levels EM could not train), so the numbers are the ones its SQL uses.
+    """
+
+    def __init__(self, model_json: dict):
+        settings = SettingsCreator.from_path_or_dict(model_json).get_settings("duckdb")
+        probability = settings._probability_two_random_records_match
+        self.prior_weight = math.log2(probability / (1 - probability))
+        by_name = {comparison.output_column_name: comparison for comparison in settings.comparisons}
+        missing = [spec.name for spec in COMPARISONS if spec.name not in by_name]
+        if missing:
+            raise LinkageError(f"The linkage model lacks comparison(s) {missing}; retrain it with `leadlink link --retrain`.")
+        self.comparisons = tuple(self._read(spec, by_name[spec.name]) for spec in COMPARISONS)
+
+    @staticmethod
+    def _read(spec: Comparison, comparison) -> ScoredComparison:
+        levels = comparison.comparison_levels
+        if len(levels) != len(spec.levels) + 1:
+            raise LinkageError(
+                f"Comparison '{spec.name}' has {len(levels)} levels in the model but {len(spec.levels) + 1} in this "
+                "version of leadlink; retrain the linkage model with `leadlink link --retrain`."
+            )
+        weights, adjustments = [], []
+        for level in levels:
+            weight = level._match_weight
+            if weight is None:
+                raise LinkageError(f"Level '{level.label_for_charts}' of '{spec.name}' has no match weight; retrain the linkage model.")
+            weights.append(float(weight))
+            adjustments.append(_adjustment(level, levels))
+        return ScoredComparison(spec, tuple(weights), tuple(adjustments))
+
+    def score(self, left: dict, right: dict) -> tuple[float, list[str]]:
+        """Return the pair's match weight and the comparisons that spoke for a match."""
+        total = self.prior_weight
+        evidence = []
+        for comparison in self.comparisons:
+            index = comparison.spec.level_index(left, right)
+            level_weight = comparison.level_weights[index]
+            total += level_weight + _tf_weight(comparison.adjustments[index], left, right)
+            if level_weight > 0:
+                evidence.append(comparison.spec.name)
+        return total, evidence
+
+
+def _adjustment(level, levels) -> TermFrequencyAdjustment | None:
+    if level.is_null_level or level._is_else_level or not level._has_tf_adjustments or level._tf_adjustment_weight == 0:
+        return None
+    u_exact = level._u_probability_corresponding_to_exact_match(levels)
+    return TermFrequencyAdjustment(
+        column=level._tf_adjustment_input_column.input_name,
+        log2_u_exact=math.log2(u_exact),
+        weight=float(level._tf_adjustment_weight),
+        minimum_u=float(level._tf_minimum_u_value),
+    )
+
+
+def _tf_weight(adjustment: TermFrequencyAdjustment | None, left: dict, right: dict) -> float:
+    """Apply Splink's adjustment: weight * (log2(u of exact match) - log2(max tf))."""
+    if adjustment is None:
+        return 0.0
+    tf_left, tf_right = left.get(f"tf_{adjustment.column}"), right.get(f"tf_{adjustment.column}")
+    if tf_left is None and tf_right is None:
+        return 0.0
+    present = [value for value in (tf_left, tf_right) if value is not None]
+    tf_value = max(*present, adjustment.minimum_u)
+    return adjustment.weight * (adjustment.log2_u_exact - math.log2(tf_value))
+
+
+def match_probability(weight: float) -> float:
+    # 2 ** weight overflows past ~1024; the probability is 1.0 long before.
+    if weight > 60:
+        return 1.0
+    odds = 2.0**weight
+    return odds / (1.0 + odds)
 
 
 class RealtimeLinker:
@@ -40,70 +145,98 @@ class RealtimeLinker:
 
     def __init__(self, model_json: dict, users: pd.DataFrame, default_region: str = "US"):
         self.default_region = default_region
-        self.users = prepare_identity_frame(users, "user_id", default_region).reset_index(drop=True)
-        self._index = self._build_index(self.users)
-        self._tf = {column: dict(zip(table[column], table[f"tf_{column}"])) for column, table in term_frequency_tables(self.users).items()}
-        self._user_records = self.users.to_dict("records")
-        self._linker = self._scoring_linker(model_json)
-        logger.info("Real-time linkage index built over %s users", f"{len(self.users):,}")
+        self.weights = MatchWeights(model_json)
+        prepared = prepare_identity_frame(users, "user_id", default_region).reset_index(drop=True)
+        self._tf = {column: dict(zip(table[column], table[f"tf_{column}"])) for column, table in term_frequency_tables(prepared).items()}
+        self._index = self._build_index(prepared)
+        self._records = self._user_records(prepared)
+        logger.info("Real-time linkage index built over %s users", f"{len(prepared):,}")
+
+    @property
+    def n_users(self) -> int:
+        return len(self._records)
 
     @staticmethod
-    def _build_index(users: pd.DataFrame) -> dict[tuple, dict[tuple, list[int]]]:
-        index: dict[tuple, dict[tuple, list[int]]] = {}
+    def _build_index(users: pd.DataFrame) -> dict[tuple, dict]:
+        index = {}
         for key in BLOCKING_KEYS:
-            postings: dict[tuple, list[int]] = defaultdict(list)
-            values = users[list(key)]
-            complete = values.notna().all(axis=1).to_numpy()
-            for position, row in zip(np.flatnonzero(complete), values[complete].itertuples(index=False, name=None)):
-                postings[row].append(int(position))
-            index[key] = dict(postings)
+            complete = users.dropna(subset=list(key))
+            groups = complete.groupby(list(key), sort=False).indices if len(complete) else {}
+            positions = complete.index.to_numpy()
+            index[key] = {
+                (value if isinstance(value, tuple) else (value,)): positions[rows]
+                for value, rows in groups.items()
+                if len(rows) <= MAX_USERS_PER_KEY
+            }
         return index
 
-    def _scoring_linker(self, model_json: dict) -> Linker:
-        db_api = create_db_api(threads=1)
-        empty = self.users.head(0)
-        left = db_api.register(empty, dataset_display_name="contacts", table_name="contacts_input")
-        right = db_api.register(empty.copy(), dataset_display_name="users", table_name="users_input")
-        return Linker([left, right], model_json, log_level=None)
+    def _user_records(self, users: pd.DataFrame) -> list[dict]:
+        records = users.to_dict("records")
+        for record in records:
+            self._add_term_frequencies(record)
+        return records
 
-    def candidates(self, contact: dict) -> list[int]:
-        """Return positions of users sharing at least one blocking key with ``contact``."""
-        found: dict[int, None] = {}
-        for key in BLOCKING_KEYS:
-            value = tuple(contact.get(column) for column in key)
-            if any(v is None for v in value):
-                continue
-            for position in self._index[key].get(value, ()):
-                found[position] = None
-                if len(found) >= MAX_CANDIDATES:
-                    return list(found)
-        return list(found)
-
-    def _with_tf(self, record: dict, source: str) -> dict:
-        enriched = dict(record, source_dataset=source)
+    def _add_term_frequencies(self, record: dict) -> dict:
         for column in TF_COLUMNS:
             value = record.get(column)
-            # A value absent from the users table gets the smallest share seen,
-            # so agreement on it weighs as much as on the rarest known value.
-            enriched[f"tf_{column}"] = self._tf[column].get(value, min(self._tf[column].values(), default=None)) if value is not None else None
-        return enriched
+            record[f"tf_{column}"] = self._tf[column].get(value) if value is not None else None
+        return record
+
+    def candidates(self, contact: dict) -> np.ndarray:
+        """Return positions of users sharing at least one blocking key with ``contact``."""
+        found = []
+        for key in BLOCKING_KEYS:
+            value = tuple(contact.get(column) for column in key)
+            if any(part is None for part in value):
+                continue
+            positions = self._index[key].get(value)
+            if positions is not None:
+                found.append(positions)
+        if not found:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(found))
+
+    def score_candidates(self, contact: dict) -> list[dict]:
+        """Return every candidate pair of a prepared contact with weight and evidence."""
+        scored = []
+        for position in self.candidates(contact):
+            user = self._records[position]
+            weight, evidence = self.weights.score(contact, user)
+            scored.append(
+                {
+                    "user_id": user["unique_id"],
+                    "match_weight": weight,
+                    "match_probability": match_probability(weight),
+                    "evidence": ",".join(evidence),
+                }
+            )
+        return scored
+
+    def link_record(self, fields: dict, threshold: float, require_evidence_beyond_name: bool = True) -> dict | None:
+        """Return the best user for one contact given as raw contract fields, or None."""
+        contact = self._add_term_frequencies(prepare_identity_record(fields, "contact_id", self.default_region))
+        best = None
+        for pair in self.score_candidates(contact):
+            if pair["match_probability"] < threshold:
+                continue
+            if require_evidence_beyond_name and not set(filter(None, pair["evidence"].split(","))) - NAME_ONLY_EVIDENCE:
+                continue
+            if best is None or _better(pair, best):
+                best = pair
+        return best
 
     def link_one(self, contact_row: pd.DataFrame, threshold: float) -> pd.DataFrame:
-        """Return the best user for a one-row contacts frame, or an empty frame."""
-        prepared = prepare_identity_frame(contact_row, "contact_id", self.default_region)
-        contact = {key: (None if _is_null(value) else value) for key, value in prepared.iloc[0].to_dict().items()}
-        positions = self.candidates(contact)
-        if not positions:
-            return _orient_pairs(pd.DataFrame())
-        left = [self._with_tf(contact, "contacts")]
-        right = [self._with_tf(self._user_records[p], "users") for p in positions]
-        scored = self._linker.inference.score_pairs(left, right).as_pandas_dataframe()
-        pairs = _orient_pairs(scored)
-        pairs = pairs[(pairs["match_probability"] >= threshold) & has_evidence_beyond_name(pairs["evidence"])]
-        return best_match_per_contact(pairs)
+        """Return the best user for a one-row contacts frame as a links frame."""
+        fields = {key: value for key, value in contact_row.iloc[0].to_dict().items()}
+        best = self.link_record(fields, threshold)
+        columns = ["contact_id", "user_id", "match_weight", "match_probability", "evidence"]
+        if best is None:
+            return pd.DataFrame(columns=columns)
+        return pd.DataFrame([{"contact_id": fields["contact_id"], **best}], columns=columns)
 
 
-def _is_null(value) -> bool:
-    if isinstance(value, (list, np.ndarray)):
-        return False
-    return value is None or (isinstance(value, float) and np.isnan(value))
+def _better(pair: dict, best: dict) -> bool:
+    """Order pairs as the batch path does: higher weight, then smaller user id."""
+    if pair["match_weight"] != best["match_weight"]:
+        return pair["match_weight"] > best["match_weight"]
+    return pair["user_id"] < best["user_id"]

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from leadlink.features.linkage import IdentityLinker, best_match_per_contact, link_quality, link_workspace, prepare_for_linkage
+from leadlink.features.identity import prepare_identity_record
 from leadlink.features.realtime import RealtimeLinker
 from leadlink.features.workspace import load_workspace
 
@@ -83,6 +84,25 @@ def test_realtime_matches_batch_weight(fitted):
         found = realtime.link_one(one, threshold=0.0)
         assert found["user_id"].iloc[0] == row.user_id
         assert found["match_weight"].iloc[0] == pytest.approx(row.match_weight, abs=1e-6)
+
+
+def test_realtime_weights_equal_batch_for_all_pairs(fitted):
+    workspace, _, linker = fitted
+    contacts, users = prepare_for_linkage(workspace.contacts, workspace.users)
+    pairs, _ = linker.predict_pairs(contacts, users, threshold=0.0)
+    realtime = RealtimeLinker(linker.model_json_, workspace.users)
+    records = workspace.contacts.set_index("contact_id", drop=False)
+    checked = 0
+    for contact_id, group in pairs.groupby("contact_id"):
+        fields = records.loc[contact_id].to_dict()
+        prepared = realtime._add_term_frequencies(prepare_identity_record(fields, "contact_id"))
+        scored = {pair["user_id"]: pair for pair in realtime.score_candidates(prepared)}
+        for row in group.itertuples():
+            assert row.user_id in scored, f"batch pair {contact_id}-{row.user_id} is not a real-time candidate"
+            assert scored[row.user_id]["match_weight"] == pytest.approx(row.match_weight, abs=1e-9)
+            assert scored[row.user_id]["evidence"] == row.evidence
+            checked += 1
+    assert checked == len(pairs) > 1000
 
 
 def test_best_match_per_contact_breaks_ties_by_user_id():
