@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from splink import Linker, SettingsCreator, block_on
 
-from leadlink.engine import create_db_api
+from leadlink.engine import create_db_api, create_sql_connection
 from leadlink.features.comparisons import COMPARISON_NAMES, COMPARISONS
 from leadlink.errors import LinkageError
 from leadlink.features.identity import prepare_identity_frame
+from leadlink.features.people import assign_person_ids, one_record_per_person
 
 logger = logging.getLogger(__name__)
 
@@ -41,23 +42,75 @@ def build_comparisons() -> list:
     return [comparison.to_splink() for comparison in COMPARISONS]
 
 
-def blocking_rules() -> list:
-    """Return the rules that generate candidate pairs for prediction.
+# Blocking keys that generate candidate pairs, as tuples of identity
+# columns. Strong keys first (phone, LinkedIn, personal email, work-email
+# local part), then name combinations that still find people whose keys all
+# changed: full name, surname with city, and first name with city for a
+# surname changed by marriage. Real-time linkage uses the same keys.
+BLOCKING_KEYS = (
+    ("phone",),
+    ("linkedin",),
+    ("personal_email",),
+    ("email_local",),
+    ("first_name", "last_name"),
+    ("last_name", "city"),
+    ("first_name", "city"),
+)
+DEFAULT_MAX_COMPARISONS_PER_RULE = 100_000_000
 
-    Strong keys first (phone, LinkedIn, personal email, work-email local
-    part), then name combinations that still find people whose keys all
-    changed: full name, surname with city, and first name with city for a
-    surname changed by marriage.
+
+def blocking_rules() -> list:
+    """Return the Splink rules of ``BLOCKING_KEYS``."""
+    return [block_on(*key) for key in BLOCKING_KEYS]
+
+
+def rule_name(key: tuple[str, ...]) -> str:
+    return "block_on(" + ", ".join(key) + ")"
+
+
+def count_comparisons(contacts: pd.DataFrame, users: pd.DataFrame, keys: tuple[tuple[str, ...], ...] = BLOCKING_KEYS) -> dict[str, int]:
+    """Count the contact-user pairs each blocking rule generates, exactly.
+
+    For a rule on columns K the count is the sum, over every value of K, of
+    contacts with it times users with it; rows with a null in K join nothing.
+    Pairs found by several rules are counted once per rule.
     """
-    return [
-        block_on("phone"),
-        block_on("linkedin"),
-        block_on("personal_email"),
-        block_on("email_local"),
-        block_on("first_name", "last_name"),
-        block_on("last_name", "city"),
-        block_on("first_name", "city"),
-    ]
+    connection = create_sql_connection()
+    counts = {}
+    for key in keys:
+        columns = ", ".join(key)
+        not_null = " AND ".join(f"{column} IS NOT NULL" for column in key)
+        connection.register("left_side", contacts[list(key)])
+        connection.register("right_side", users[list(key)])
+        sql = f"""
+            WITH l AS (SELECT {columns}, count(*) AS n FROM left_side WHERE {not_null} GROUP BY ALL),
+                 r AS (SELECT {columns}, count(*) AS n FROM right_side WHERE {not_null} GROUP BY ALL)
+            SELECT coalesce(sum(l.n * r.n), 0) FROM l JOIN r USING ({columns})
+        """
+        counts[rule_name(key)] = int(connection.execute(sql).fetchall()[0][0])
+        connection.unregister("left_side")
+        connection.unregister("right_side")
+    connection.close()
+    return counts
+
+
+def check_blocking(contacts: pd.DataFrame, users: pd.DataFrame, max_comparisons_per_rule: int) -> dict[str, int]:
+    """Raise LinkageError before linking when a rule would generate too many pairs."""
+    counts = count_comparisons(contacts, users)
+    too_many = {name: count for name, count in counts.items() if count > max_comparisons_per_rule}
+    if too_many:
+        listed = ", ".join(f"{name}: {count:,} comparisons" for name, count in too_many.items())
+        raise LinkageError(
+            f"Blocking would exceed the limit of {max_comparisons_per_rule:,} comparisons per rule ({listed}). "
+            "Values shared by very many records (a placeholder name, a default city) are the usual cause; "
+            "clean them or raise the limit with --max-comparisons."
+        )
+    logger.info(
+        "Blocking generates %s comparisons in all: %s",
+        f"{sum(counts.values()):,}",
+        ", ".join(f"{name} {count:,}" for name, count in counts.items()),
+    )
+    return counts
 
 
 def build_settings() -> SettingsCreator:
@@ -72,8 +125,55 @@ def build_settings() -> SettingsCreator:
     )
 
 
-def term_frequency_tables(users: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Compute the share of users holding each value of the TF columns."""
+# People keep several personal addresses and phones, and LinkedIn handles
+# get renamed, so two records of one person can disagree on a strong key.
+# Unsupervised training rarely sees such pairs and would make disagreement
+# all but impossible for a match (m near 0, a weight near -20). These floors
+# on m of the "else" level keep one disagreeing key from vetoing a link that
+# other evidence supports; they are modelling assumptions, not estimates.
+KEY_DISAGREEMENT_M_FLOOR = {"personal_email": 0.10, "phone": 0.15, "linkedin": 0.05, "email_local": 0.30}
+# m for a level that EM never saw among likely matches.
+UNTRAINED_M = 0.01
+
+
+def fill_untrained_parameters(model_json: dict, n_users: int) -> dict:
+    """Give every level an m and a u, and apply the disagreement floors.
+
+    A level with no u estimate is one that random pairs never reached, so
+    its u is set to 1 in ``n_users``: the chance that a random user shares
+    a near-unique key. m and u are then rescaled to sum to 1 per comparison.
+    """
+    model = json.loads(json.dumps(model_json))
+    for comparison in model["comparisons"]:
+        name = comparison.get("output_column_name")
+        levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
+        for level in levels:
+            level.setdefault("m_probability", UNTRAINED_M)
+            level.setdefault("u_probability", 1.0 / max(n_users, 1))
+        floor = KEY_DISAGREEMENT_M_FLOOR.get(name)
+        if floor is not None and levels[-1]["m_probability"] < floor:
+            levels[-1]["m_probability"] = floor
+            _rescale(levels[:-1], "m_probability", 1.0 - floor)
+        _rescale(levels, "m_probability", 1.0)
+        _rescale(levels, "u_probability", 1.0)
+    return model
+
+
+def _rescale(levels: list[dict], key: str, total: float) -> None:
+    current = sum(level[key] for level in levels)
+    if current > 0:
+        for level in levels:
+            level[key] = level[key] * total / current
+
+
+def term_frequency_tables(users: pd.DataFrame, person_ids: pd.Series | None = None) -> dict[str, pd.DataFrame]:
+    """Compute the share of people with each value of the TF columns.
+
+    With ``person_ids``, each person counts once however many user records
+    they hold, so a duplicated account does not make a name look common.
+    """
+    if person_ids is not None:
+        users = one_record_per_person(users, person_ids)
     tables = {}
     for column in TF_COLUMNS:
         values = users[column].dropna()
@@ -87,11 +187,20 @@ def term_frequency_tables(users: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 @dataclass
 class LinkResult:
-    """The best user for each contact and the timings of the run."""
+    """The outcome of linking: best links, candidate pairs, counts and timings.
+
+    ``links`` has the best user per contact; ``pairs`` every scored pair at
+    or above the threshold, before the best one is chosen; ``comparisons``
+    the pairs each blocking rule generated; ``person_ids`` the person of each
+    user record.
+    """
 
     links: pd.DataFrame
+    pairs: pd.DataFrame
     n_pairs_scored: int
     seconds: dict[str, float]
+    comparisons: dict[str, int] = field(default_factory=dict)
+    person_ids: pd.Series | None = None
 
 
 class IdentityLinker:
@@ -106,10 +215,17 @@ class IdentityLinker:
         The SQL engine for Splink (see ``leadlink.engine``).
     """
 
-    def __init__(self, model_json: dict | None = None, engine: str = "duckdb", seed: int = 42):
+    def __init__(
+        self,
+        model_json: dict | None = None,
+        engine: str = "duckdb",
+        seed: int = 42,
+        max_comparisons_per_rule: int = DEFAULT_MAX_COMPARISONS_PER_RULE,
+    ):
         self.model_json_ = model_json
         self.engine = engine
         self.seed = seed
+        self.max_comparisons_per_rule = max_comparisons_per_rule
 
     @classmethod
     def load(cls, path: str | Path, engine: str = "duckdb") -> "IdentityLinker":
@@ -130,17 +246,17 @@ class IdentityLinker:
         if self.model_json_ is None:
             raise LinkageError("The linkage model is not fitted; call fit() or load a saved model first.")
 
-    def _new_linker(self, contacts: pd.DataFrame, users: pd.DataFrame, settings) -> Linker:
+    def _new_linker(self, contacts: pd.DataFrame, users: pd.DataFrame, settings, person_ids: pd.Series | None = None) -> Linker:
         db_api = create_db_api(self.engine)
         left = db_api.register(contacts, dataset_display_name="contacts", table_name="contacts_input")
         right = db_api.register(users, dataset_display_name="users", table_name="users_input")
         linker = Linker([left, right], settings, log_level=None)
-        for column, table in term_frequency_tables(users).items():
+        for column, table in term_frequency_tables(users, person_ids).items():
             registered = db_api.register(table, table_name=f"tf_lookup_{column}")
             linker.table_management.register_term_frequency_lookup(registered, column)
         return linker
 
-    def fit(self, contacts: pd.DataFrame, users: pd.DataFrame) -> "IdentityLinker":
+    def fit(self, contacts: pd.DataFrame, users: pd.DataFrame, person_ids: pd.Series | None = None) -> "IdentityLinker":
         """Estimate the model from prepared contacts and users, without labels.
 
         u probabilities come from random pairs, which are almost all
@@ -153,7 +269,8 @@ class IdentityLinker:
             raise LinkageError(
                 f"Linkage needs contacts and users; got {len(contacts):,} contacts and {len(users):,} users."
             )
-        linker = self._new_linker(contacts, users, build_settings())
+        report_column_completeness(contacts, users)
+        linker = self._new_linker(contacts, users, build_settings(), person_ids)
         deterministic = [block_on("linkedin"), block_on("phone"), block_on("personal_email")]
         try:
             linker.training.estimate_probability_two_random_records_match(deterministic, recall=0.6)
@@ -167,17 +284,24 @@ class IdentityLinker:
             except Exception as error:  # noqa: BLE001 - one empty session must not stop training
                 logger.warning("EM pass blocked on %s was skipped: %s", session_rule, error)
 
-        self.model_json_ = linker.misc.save_model_to_json()
+        self.model_json_ = fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users))
         return self
 
-    def predict_pairs(self, contacts: pd.DataFrame, users: pd.DataFrame, threshold: float = 0.0) -> tuple[pd.DataFrame, dict]:
-        """Score every blocked contact-user pair at or above ``threshold``."""
+    def predict_pairs(
+        self, contacts: pd.DataFrame, users: pd.DataFrame, threshold: float = 0.0, person_ids: pd.Series | None = None
+    ) -> tuple[pd.DataFrame, dict]:
+        """Score every blocked contact-user pair at or above ``threshold``.
+
+        Raises LinkageError before any scoring when a blocking rule would
+        generate more than ``max_comparisons_per_rule`` pairs.
+        """
         self._check_fitted()
         started = time.perf_counter()
-        linker = self._new_linker(contacts, users, self.model_json_)
+        self.comparisons_ = check_blocking(contacts, users, self.max_comparisons_per_rule)
+        linker = self._new_linker(contacts, users, self.model_json_, person_ids)
         predictions = linker.inference.predict(threshold_match_probability=threshold or None, warning_mode="never")
         pairs = predictions.as_pandas_dataframe()
-        seconds = {"predict": time.perf_counter() - started}
+        seconds = {"predict": round(time.perf_counter() - started, 3)}
         return _orient_pairs(pairs), seconds
 
     def link(
@@ -186,18 +310,19 @@ class IdentityLinker:
         users: pd.DataFrame,
         threshold: float = DEFAULT_THRESHOLD,
         require_evidence_beyond_name: bool = True,
+        person_ids: pd.Series | None = None,
     ) -> LinkResult:
         """Return the best user for each contact with match probability >= threshold.
 
         With ``require_evidence_beyond_name``, a pair whose only agreeing
         fields are names and title is not a link, however rare the name.
         """
-        pairs, seconds = self.predict_pairs(contacts, users, threshold)
+        pairs, seconds = self.predict_pairs(contacts, users, threshold, person_ids)
         n_scored = len(pairs)
         if require_evidence_beyond_name:
             pairs = pairs[has_evidence_beyond_name(pairs["evidence"])]
         best = best_match_per_contact(pairs)
-        return LinkResult(best, n_pairs_scored=n_scored, seconds=seconds)
+        return LinkResult(best, pairs, n_pairs_scored=n_scored, seconds=seconds, comparisons=self.comparisons_, person_ids=person_ids)
 
 
 def _orient_pairs(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -257,32 +382,115 @@ def link_workspace(
     linker: IdentityLinker | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     default_region: str = "US",
+    max_comparisons_per_rule: int = DEFAULT_MAX_COMPARISONS_PER_RULE,
 ) -> tuple[pd.DataFrame, IdentityLinker, LinkResult | None]:
     """Link contacts to users, estimating the model first when none is given.
 
-    Returns the best match per contact (possibly empty), the linker used and
-    the raw result. An empty users table gives no links rather than an error,
-    because a workspace without a product user base is still valid.
+    Returns the best match per contact (possibly empty) with a ``job_change``
+    flag, the linker used and the full result. An empty users table gives
+    no links rather than an error, because a workspace without a product
+    user base is still valid.
     """
     if users.empty or contacts.empty:
         logger.info("No users or no contacts: previous-user features will all be zero.")
-        empty = pd.DataFrame(columns=["contact_id", "user_id", "match_weight", "match_probability", "evidence"])
+        empty = pd.DataFrame(columns=LINK_COLUMNS)
         return empty, linker or IdentityLinker(), None
 
-    prepared_contacts, prepared_users = prepare_for_linkage(contacts, users, default_region)
     started = time.perf_counter()
+    prepared_contacts, prepared_users = prepare_for_linkage(contacts, users, default_region)
+    person_ids = assign_person_ids(prepared_users)
+    seconds = {"prepare": round(time.perf_counter() - started, 3)}
+
     if linker is None or linker.model_json_ is None:
-        linker = IdentityLinker().fit(prepared_contacts, prepared_users)
-        logger.info("Estimated the linkage model in %.1f s", time.perf_counter() - started)
-    result = linker.link(prepared_contacts, prepared_users, threshold)
+        fit_started = time.perf_counter()
+        linker = IdentityLinker(max_comparisons_per_rule=max_comparisons_per_rule).fit(prepared_contacts, prepared_users, person_ids)
+        seconds["estimate"] = round(time.perf_counter() - fit_started, 3)
+        logger.info("Estimated the linkage model in %.1f s", seconds["estimate"])
+    else:
+        linker.max_comparisons_per_rule = max_comparisons_per_rule
+
+    result = linker.link(prepared_contacts, prepared_users, threshold, person_ids=person_ids)
+    result.seconds = {**seconds, **result.seconds}
+    result.links = add_job_change(result.links, contacts, users)
     logger.info(
-        "Linked %s of %s contacts to a user (match probability >= %.2f) from %s candidate pairs above it",
+        "Linked %s of %s contacts to a user (match probability >= %.2f); %s pairs scored above the threshold",
         f"{len(result.links):,}",
         f"{len(contacts):,}",
         threshold,
         f"{result.n_pairs_scored:,}",
     )
     return result.links, linker, result
+
+
+def resolve_linker(model_json: Path | None = None, retrain: bool = False, model_uri: str | None = None) -> tuple[IdentityLinker | None, str]:
+    """Choose the linkage model: a JSON file, a registered model's, or a new one.
+
+    Returns the linker (None means "estimate a new model") and a sentence
+    saying which was chosen. Without a registered model, a new one is
+    estimated rather than failing.
+    """
+    if model_json is not None:
+        return IdentityLinker.load(model_json), f"loaded from {model_json}"
+    if retrain:
+        return None, "estimated afresh (--retrain)"
+
+    from leadlink.errors import ModelNotFoundError
+    from leadlink.serving.model import load_model
+
+    try:
+        registered = load_model(model_uri)
+    except ModelNotFoundError as error:
+        if model_uri is not None:
+            raise
+        logger.info("No registered model to take a linkage model from (%s)", error)
+        return None, "estimated afresh (no registered model yet)"
+    if registered.scorer.linkage_model is None:
+        return None, f"estimated afresh ({registered.uri} has no linkage model)"
+    label = f"{registered.name}/{registered.version}" if registered.name else registered.uri
+    return IdentityLinker(model_json=registered.scorer.linkage_model), f"reused from {label}"
+
+
+def with_person_ids(users: pd.DataFrame, result: LinkResult | None) -> pd.DataFrame:
+    """Return ``users`` with the ``person_id`` found while linking, when there is one."""
+    if result is None or result.person_ids is None or len(result.person_ids) != len(users):
+        return users
+    return users.assign(person_id=result.person_ids.to_numpy())
+
+
+LINK_COLUMNS = ["contact_id", "user_id", "match_weight", "match_probability", "evidence", "job_change"]
+
+
+def add_job_change(links: pd.DataFrame, contacts: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+    """Add ``job_change``: True at another company, False at the same, null if unknown."""
+    from leadlink.features.pipeline import same_company_flags
+
+    if links.empty:
+        return links.assign(job_change=pd.Series(dtype="boolean"))
+    contact_side = links[["contact_id"]].merge(contacts, on="contact_id", how="left")
+    user_side = links[["user_id"]].merge(users, on="user_id", how="left")
+    same = same_company_flags(contact_side, user_side)
+    job_change = pd.array(np.where(np.isnan(same), pd.NA, same == 0), dtype="boolean")
+    return links.assign(job_change=job_change)
+
+
+def report_column_completeness(contacts: pd.DataFrame, users: pd.DataFrame, minimum_share: float = 0.01) -> dict[str, dict]:
+    """Log identity columns that are almost empty or constant on either side.
+
+    Such columns cannot be trained (Splink keeps default weights for their
+    levels) and add nothing to the links; they are reported, not dropped.
+    """
+    report = {}
+    for side, frame in (("contacts", contacts), ("users", users)):
+        for column in ("first_name", "last_name", "email_local", "personal_email", "phone", "linkedin", "city", "company_domain", "job_title"):
+            values = frame[column]
+            filled = float(values.notna().mean()) if len(values) else 0.0
+            distinct = int(values.dropna().nunique())
+            report[f"{side}.{column}"] = {"filled": filled, "distinct": distinct}
+            if filled < minimum_share:
+                logger.warning("Linkage: %s.%s is filled on %.1f%% of rows; its comparison cannot be trained.", side, column, 100 * filled)
+            elif distinct == 1:
+                logger.warning("Linkage: %s.%s holds a single value; its comparison carries no evidence.", side, column)
+    return report
 
 
 def link_quality(links: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:

@@ -75,12 +75,18 @@ class FeatureConfig:
     event_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_EVENT_WEIGHTS))
     match_threshold: float = 0.8
     power_user_active_days: int = 60
+    # Region for phone numbers written without a country code, when the
+    # record has no country of its own.
+    default_region: str = "US"
 
     def __post_init__(self) -> None:
         if not (self.half_life_days > 0 and math.isfinite(self.half_life_days)):
             raise ValueError(f"half_life_days must be a positive number of days; got {self.half_life_days}.")
         if not 0.0 <= self.match_threshold <= 1.0:
             raise ValueError(f"match_threshold must lie between 0 and 1; got {self.match_threshold}.")
+        if not (isinstance(self.default_region, str) and len(self.default_region) == 2 and self.default_region.isalpha()):
+            raise ValueError(f"default_region must be a two-letter ISO country code such as US or DE; got {self.default_region!r}.")
+        self.default_region = self.default_region.upper()
 
     def to_dict(self) -> dict:
         return {
@@ -88,6 +94,7 @@ class FeatureConfig:
             "event_weights": dict(self.event_weights),
             "match_threshold": self.match_threshold,
             "power_user_active_days": self.power_user_active_days,
+            "default_region": self.default_region,
         }
 
     @classmethod
@@ -137,6 +144,21 @@ def feature_specs() -> list[FeatureSpec]:
         FeatureSpec("days_since_user_active", "numeric", "previous_user"),
     ]
     return fit + engagement + previous_user
+
+
+def _with_contract_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Add any contract column the frame lacks, empty, so callers may pass partial tables."""
+    from leadlink.features.workspace import CONTRACT
+
+    missing = [column.name for column in CONTRACT[table].columns if column.name not in frame.columns]
+    if not missing:
+        return frame
+    empty = {
+        column.name: pd.Series(pd.NaT if column.kind == "timestamp" else None, index=frame.index, dtype="datetime64[ns, UTC]" if column.kind == "timestamp" else "object")
+        for column in CONTRACT[table].columns
+        if column.name in missing
+    }
+    return frame.assign(**empty)
 
 
 def _days_between(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -246,60 +268,122 @@ def engagement_features(events: pd.DataFrame, moments: pd.DataFrame, config: Fea
 def previous_user_features(users: pd.DataFrame, links: pd.DataFrame, contacts: pd.DataFrame, moments: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
     """What the product knows about the person if they used it before the moment.
 
-    A link only counts when the user signed up before the moment. Activity
-    fields are a snapshot of the users table: when the user was last active
-    after the moment, the active days are scaled down to the share of the
-    account's life that lies before it.
+    When ``users`` has a ``person_id`` column, all user records of the linked
+    person count together: active days add up, the earliest sign-up and the
+    latest activity set tenure and recency, and admin on any account counts.
+    Only records signed up before the moment count. Activity fields are a
+    snapshot of the users table: when a record was last active after the
+    moment, its active days are scaled down to the share of the account's
+    life that lies before it.
     """
     # NOTE: a users table holds one snapshot, so the scaled active days and
     # "days since active" are estimates; a per-day activity history would
     # make them exact at any moment.
     frame = moments[["contact_id", "as_of"]].reset_index(drop=True)
-    link_columns = ["contact_id", "user_id", "match_probability"]
-    frame = frame.merge(links[link_columns], on="contact_id", how="left")
-    user_columns = ["user_id", "company_domain", "email", "company_name", "signed_up_at", "last_active_at", "active_days", "is_admin", "plan"]
-    frame = frame.merge(users[user_columns].rename(columns=lambda c: c if c == "user_id" else f"user_{c}"), on="user_id", how="left")
+    frame["row"] = np.arange(len(frame))
+    frame = frame.merge(links[["contact_id", "user_id", "match_probability"]], on="contact_id", how="left")
+    frame = frame.sort_values("row", kind="stable").reset_index(drop=True)
+
+    records = _person_records(frame, users)
+    summary = _summarise_person_records(records, len(frame))
+    frame = frame.merge(users[["user_id", "company_domain", "email", "company_name"]].add_prefix("user_").rename(columns={"user_user_id": "user_id"}), on="user_id", how="left")
     frame = frame.merge(contacts[["contact_id", "company_domain", "email", "company_name"]], on="contact_id", how="left")
+    frame = frame.sort_values("row", kind="stable").reset_index(drop=True)
 
-    signed = frame["user_signed_up_at"]
-    known_before = frame["user_id"].notna() & (signed.isna() | (signed < frame["as_of"]))
+    known_before = summary["known"].to_numpy()
     probability = frame["match_probability"].where(known_before, 0.0).fillna(0.0)
-    is_previous = known_before & (probability >= config.match_threshold)
-
-    last_active = frame["user_last_active_at"]
-    active_end = last_active.where(last_active.isna() | (last_active < frame["as_of"]), frame["as_of"])
-    life_days = _days_between(last_active, signed)
-    before_days = _days_between(active_end, signed)
-    share_before = (before_days / life_days.where(life_days > 0)).clip(0, 1).fillna(1.0)
-    active_days = pd.to_numeric(frame["user_active_days"], errors="coerce").astype("float64") * share_before
-
+    is_previous = known_before & (probability.to_numpy() >= config.match_threshold)
+    active_days = summary["active_days"].to_numpy()
     same_company = _same_company(frame)
-    previous = is_previous.to_numpy()
+
     result = pd.DataFrame(
         {
             "previous_user": is_previous.astype("float64"),
-            "match_probability": probability.astype("float64"),
-            "job_change": np.where(previous, 1.0 - same_company, np.nan),
-            "user_active_days": np.where(previous, active_days, np.nan),
-            "power_user": np.where(previous, (active_days >= config.power_user_active_days).astype("float64"), 0.0),
-            "user_is_admin": np.where(previous, frame["user_is_admin"].astype("float64").fillna(0.0), 0.0),
-            "user_plan": frame["user_plan"].astype("object").where(is_previous, None),
-            "user_tenure_days": np.where(previous, before_days, np.nan),
-            "days_since_user_active": np.where(previous, _days_between(frame["as_of"], active_end), np.nan),
+            "match_probability": probability.astype("float64").to_numpy(),
+            "job_change": np.where(is_previous, 1.0 - same_company, np.nan),
+            "user_active_days": np.where(is_previous, active_days, np.nan),
+            "power_user": np.where(is_previous, (active_days >= config.power_user_active_days).astype("float64"), 0.0),
+            "user_is_admin": np.where(is_previous, summary["is_admin"].to_numpy(), 0.0),
+            "user_plan": summary["plan"].astype("object").where(is_previous, None).to_numpy(),
+            "user_tenure_days": np.where(is_previous, summary["tenure_days"].to_numpy(), np.nan),
+            "days_since_user_active": np.where(is_previous, summary["days_since_active"].to_numpy(), np.nan),
         }
     )
     result.index = moments.index
     return result
 
 
+_USER_ACTIVITY = ["user_id", "signed_up_at", "last_active_at", "active_days", "is_admin", "plan"]
+
+
+def _person_records(frame: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
+    """Return, per moment row, every user record of the linked person known before it."""
+    linked = frame.loc[frame["user_id"].notna(), ["row", "as_of", "user_id"]]
+    if "person_id" in users.columns:
+        person_of = users.set_index("user_id")["person_id"]
+        linked = linked.assign(person_id=linked["user_id"].map(person_of))
+        activity = users[_USER_ACTIVITY + ["person_id"]].drop(columns="user_id")
+        records = linked[["row", "as_of", "person_id"]].merge(activity, on="person_id", how="inner")
+    else:
+        records = linked[["row", "as_of", "user_id"]].merge(users[_USER_ACTIVITY], on="user_id", how="inner")
+    signed = records["signed_up_at"]
+    return records[signed.isna() | (signed < records["as_of"])].reset_index(drop=True)
+
+
+def _summarise_person_records(records: pd.DataFrame, n_rows: int) -> pd.DataFrame:
+    """Aggregate per moment row the activity of the person's known records."""
+    signed, last_active, as_of = records["signed_up_at"], records["last_active_at"], records["as_of"]
+    active_end = last_active.where(last_active.isna() | (last_active < as_of), as_of)
+    life_days = _days_between(last_active, signed)
+    before_days = _days_between(active_end, signed)
+    share_before = (before_days / life_days.where(life_days > 0)).clip(0, 1).fillna(1.0)
+    records = records.assign(
+        active_end=active_end,
+        scaled_active_days=pd.to_numeric(records["active_days"], errors="coerce").astype("float64") * share_before,
+        admin=records["is_admin"].astype("float64").fillna(0.0),
+    )
+
+    grouped = records.sort_values("active_end", kind="stable").groupby("row")
+    summary = pd.DataFrame(
+        {
+            "active_days": grouped["scaled_active_days"].sum(min_count=1),
+            "is_admin": grouped["admin"].max(),
+            "plan": grouped["plan"].last(),
+            "first_signed": grouped["signed_up_at"].min(),
+            "last_end": grouped["active_end"].max(),
+            "as_of": grouped["as_of"].first(),
+        }
+    ).reindex(np.arange(n_rows))
+    summary["known"] = summary["as_of"].notna()
+    summary["tenure_days"] = _days_between(summary["last_end"], summary["first_signed"])
+    summary["days_since_active"] = _days_between(summary["as_of"], summary["last_end"])
+    return summary
+
+
 def _same_company(frame: pd.DataFrame) -> np.ndarray:
     """1.0 when contact and user share a company, 0.0 when not, NaN if unknown."""
-    contact_domain = frame["company_domain"].map(normalize.normalize_domain)
-    user_domain = frame["user_company_domain"].map(normalize.normalize_domain)
-    contact_domain = contact_domain.where(contact_domain.notna(), _work_domain(frame["email"]))
-    user_domain = user_domain.where(user_domain.notna(), _work_domain(frame["user_email"]))
-    contact_company = frame["company_name"].map(normalize.fold_text)
-    user_company = frame["user_company_name"].map(normalize.fold_text)
+    user_side = frame[["user_company_domain", "user_email", "user_company_name"]]
+    user_side = user_side.rename(columns=lambda c: c.removeprefix("user_"))
+    return same_company_flags(frame[["company_domain", "email", "company_name"]], user_side)
+
+
+def same_company_flags(contact_side: pd.DataFrame, user_side: pd.DataFrame) -> np.ndarray:
+    """Compare two aligned frames with company_domain, email and company_name.
+
+    The domain decides when both sides have one (taken from a work email when
+    the column is empty); otherwise the folded company name does. Returns
+    1.0 for the same company, 0.0 for another, NaN when neither is known.
+    """
+    def column(frame: pd.DataFrame, name: str) -> pd.Series:
+        values = frame[name] if name in frame.columns else pd.Series(None, index=frame.index, dtype="object")
+        return values.reset_index(drop=True)
+
+    contact_domain = column(contact_side, "company_domain").map(normalize.normalize_domain)
+    user_domain = column(user_side, "company_domain").map(normalize.normalize_domain)
+    contact_domain = contact_domain.where(contact_domain.notna(), _work_domain(column(contact_side, "email")))
+    user_domain = user_domain.where(user_domain.notna(), _work_domain(column(user_side, "email")))
+    contact_company = column(contact_side, "company_name").map(normalize.fold_text)
+    user_company = column(user_side, "company_name").map(normalize.fold_text)
 
     by_domain = np.where(contact_domain.notna() & user_domain.notna(), (contact_domain == user_domain).astype(float), np.nan)
     by_name = np.where(contact_company.notna() & user_company.notna(), (contact_company == user_company).astype(float), np.nan)
@@ -327,6 +411,9 @@ def build_features(
     """
     config = config or FeatureConfig()
     moments = moments.reset_index(drop=True)
+    contacts = _with_contract_columns(contacts, "contacts")
+    users = _with_contract_columns(users, "users")
+    events = _with_contract_columns(events, "events")
     parts = [
         fit_features(contacts, moments),
         engagement_features(events, moments, config),

@@ -22,20 +22,11 @@ from splink import SettingsCreator
 from leadlink.errors import LinkageError
 from leadlink.features.comparisons import COMPARISONS, Comparison
 from leadlink.features.identity import prepare_identity_frame, prepare_identity_record
-from leadlink.features.linkage import NAME_ONLY_EVIDENCE, TF_COLUMNS, term_frequency_tables
+from leadlink.features.linkage import BLOCKING_KEYS, NAME_ONLY_EVIDENCE, TF_COLUMNS, term_frequency_tables
+from leadlink.features.people import assign_person_ids
 
 logger = logging.getLogger(__name__)
 
-# The same keys as the batch blocking rules, as tuples of identity columns.
-BLOCKING_KEYS = (
-    ("phone",),
-    ("linkedin",),
-    ("personal_email",),
-    ("email_local",),
-    ("first_name", "last_name"),
-    ("last_name", "city"),
-    ("first_name", "city"),
-)
 # A key shared by more users than this (a very common name in a big city)
 # adds no candidates: scoring thousands of namesakes per request would be
 # slow, and names alone never make a link.
@@ -147,7 +138,9 @@ class RealtimeLinker:
         self.default_region = default_region
         self.weights = MatchWeights(model_json)
         prepared = prepare_identity_frame(users, "user_id", default_region).reset_index(drop=True)
-        self._tf = {column: dict(zip(table[column], table[f"tf_{column}"])) for column, table in term_frequency_tables(prepared).items()}
+        self.person_ids = assign_person_ids(prepared)
+        tables = term_frequency_tables(prepared, self.person_ids)
+        self._tf = {column: dict(zip(table[column], table[f"tf_{column}"])) for column, table in tables.items()}
         self._index = self._build_index(prepared)
         self._records = self._user_records(prepared)
         logger.info("Real-time linkage index built over %s users", f"{len(prepared):,}")

@@ -206,6 +206,7 @@ class Workspace:
         return path
 
     def summary(self) -> dict:
+        """Return row counts of the tables read from files."""
         return {
             name: {
                 "read": c.read,
@@ -214,6 +215,7 @@ class Workspace:
                 "values_cleared": c.values_cleared,
             }
             for name, c in self.counts.items()
+            if name in self.files
         }
 
 

@@ -141,10 +141,16 @@ def validate(
 @_command
 def link(
     workspace: Path = typer.Argument(..., help="Workspace folder."),
-    out: Path = typer.Option(..., "--out", help="Output file for links (.parquet or .csv)."),
+    out: Path = typer.Option(..., "--out", help="Output file for the best user per contact (.parquet or .csv)."),
     threshold: float = typer.Option(0.8, "--threshold", min=0.0, max=1.0, help="Minimum match probability for a link."),
-    model_json: Optional[Path] = typer.Option(None, "--model-json", help="Reuse a saved Splink model instead of estimating one."),
+    retrain: bool = typer.Option(False, "--retrain", help="Estimate a new linkage model instead of reusing the registered one."),
+    model: Optional[str] = typer.Option(None, "--model", help="Registered model whose linkage model to reuse (default: newest)."),
+    model_json: Optional[Path] = typer.Option(None, "--model-json", help="Reuse a Splink model saved with --save-model."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the Splink model JSON to this file."),
+    all_pairs: Optional[Path] = typer.Option(None, "--all-pairs", help="Also write every candidate pair at or above the threshold."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with Splink's charts to this file."),
+    max_comparisons: int = typer.Option(100_000_000, "--max-comparisons", min=1, help="Refuse a blocking rule that generates more pairs."),
+    default_region: str = typer.Option("US", "--default-region", help="ISO country code for phone numbers without a country code."),
     truth: Optional[Path] = typer.Option(None, "--truth", help="True links (contact_id, user_id) to report precision and recall."),
     json_output: bool = JsonOption,
     verbose: bool = VerboseOption,
@@ -152,24 +158,35 @@ def link(
     """Link contacts to product users with Splink and write the best match per contact."""
     import pandas as pd
 
-    from leadlink.features.linkage import IdentityLinker, link_quality, link_workspace
+    from leadlink.features.linkage import link_quality, link_workspace, prepare_for_linkage, resolve_linker
     from leadlink.features.workspace import load_workspace
     from leadlink.serving.batch import check_output_path, write_table_atomically
 
     check_output_path(out)
-    loaded = load_workspace(workspace, require=("contacts", "users"))
+    if all_pairs is not None:
+        check_output_path(all_pairs)
+    loaded = load_workspace(workspace, require=("contacts", "users"), tables=("contacts", "users"))
     rejects = loaded.write_problems(workspace / "rejects.csv")
-    linker = IdentityLinker.load(model_json) if model_json else None
-    links, linker, result = link_workspace(loaded.contacts, loaded.users, linker=linker, threshold=threshold)
+    linker, source = resolve_linker(model_json=model_json, retrain=retrain, model_uri=model)
+    console.print(f"Linkage model: {source}")
+    links, linker, result = link_workspace(
+        loaded.contacts, loaded.users, linker=linker, threshold=threshold, default_region=default_region, max_comparisons_per_rule=max_comparisons
+    )
     write_table_atomically(links, out)
+    if all_pairs is not None and result is not None:
+        write_table_atomically(result.pairs, all_pairs)
     if save_model:
         linker.save(save_model)
 
     summary = {
         "output": str(out),
+        "linkage_model": source,
         "rows": loaded.summary(),
         "linked_contacts": len(links),
-        "pairs_scored": result.n_pairs_scored if result else 0,
+        "job_changes": int(links["job_change"].fillna(False).sum()) if len(links) else 0,
+        "pairs_above_threshold": result.n_pairs_scored if result else 0,
+        "comparisons_per_rule": result.comparisons if result else {},
+        "seconds": result.seconds if result else {},
         "rejects_file": str(rejects) if rejects else None,
     }
     console.print(f"Linked {len(links):,} of {len(loaded.contacts):,} contacts to a product user -> {out}")
@@ -180,6 +197,14 @@ def link(
             f"Against {truth}: precision {quality['precision']:.3f}, recall {quality['recall']:.3f}"
             + (f", recall beyond name-only links {quality['recall_beyond_name']:.3f}" if "recall_beyond_name" in quality else "")
         )
+    if report is not None and result is not None:
+        from leadlink.features.linkage_report import write_linkage_report
+
+        prepared_contacts, prepared_users = prepare_for_linkage(loaded.contacts, loaded.users, default_region)
+        facts = {key: summary[key] for key in ("linkage_model", "linked_contacts", "job_changes", "pairs_above_threshold")}
+        write_linkage_report(report, linker, prepared_contacts, prepared_users, threshold, facts, result.person_ids)
+        summary["report"] = str(report)
+        console.print(f"Report -> {report}")
     if json_output:
         _print_json(summary)
 

@@ -111,7 +111,10 @@ class ScoringService:
 
         workspace = workspace or _trained_workspace(scorer.spec)
         self.users = load_workspace(workspace, require=("users",), tables=("users",)).users if workspace else pd.DataFrame()
-        self.linker = RealtimeLinker(scorer.linkage_model, self.users) if scorer.linkage_model and len(self.users) else None
+        self.linker = None
+        if scorer.linkage_model and len(self.users):
+            self.linker = RealtimeLinker(scorer.linkage_model, self.users, self.config.default_region)
+            self.users = self.users.assign(person_id=self.linker.person_ids.to_numpy())
 
     def score(self, contact: ContactIn) -> ScoreOut:
         as_of = pd.Timestamp(contact.as_of or datetime.now(timezone.utc))

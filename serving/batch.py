@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from leadlink.errors import LeadlinkError
-from leadlink.features.linkage import IdentityLinker, link_workspace
+from leadlink.features.linkage import IdentityLinker, link_workspace, with_person_ids
 from leadlink.features.pipeline import FeatureConfig, build_features
 from leadlink.features.workspace import load_workspace
 from leadlink.serving.model import LeadScorer, ResolvedModel, load_model
@@ -97,10 +97,13 @@ def score_workspace(
     config = FeatureConfig.from_dict(scorer.spec["feature_config"])
 
     linker = IdentityLinker(model_json=scorer.linkage_model) if scorer.linkage_model else None
-    links, _, _ = link_workspace(workspace.contacts, workspace.users, linker=linker, threshold=config.match_threshold)
+    links, _, linked = link_workspace(
+        workspace.contacts, workspace.users, linker=linker, threshold=config.match_threshold, default_region=config.default_region
+    )
+    users = with_person_ids(workspace.users, linked)
     moments = pd.DataFrame({"contact_id": workspace.contacts["contact_id"].to_numpy()})
     moments["as_of"] = pd.Series([moment] * len(moments), dtype="datetime64[ns, UTC]")
-    features = build_features(workspace.contacts, workspace.events, workspace.users, links, moments, config)
+    features = build_features(workspace.contacts, workspace.events, users, links, moments, config)
 
     probability, reasons = score_frame(scorer, features)
     matched = moments[["contact_id"]].merge(links[["contact_id", "user_id"]], on="contact_id", how="left")

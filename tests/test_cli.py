@@ -63,7 +63,7 @@ def test_link_writes_best_match_per_contact(demo_workspace, tmp_path):
     result = invoke("link", demo_workspace, "--out", out, "--truth", demo_workspace / "truth" / "links.parquet", "--json")
     assert result.exit_code == 0, result.output
     links = pd.read_csv(out)
-    assert list(links.columns) == ["contact_id", "user_id", "match_weight", "match_probability", "evidence"]
+    assert list(links.columns) == ["contact_id", "user_id", "match_weight", "match_probability", "evidence", "job_change"]
     assert links["contact_id"].is_unique
     assert (links["match_probability"] >= 0.8).all()
     quality = last_json(result)["quality"]

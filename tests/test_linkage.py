@@ -60,6 +60,28 @@ def test_personal_gmail_variant_links(fitted):
     assert pair_probability(fitted, contact, user) >= 0.8
 
 
+def test_new_surname_links_on_other_evidence(fitted):
+    user = user_row(first_name="Katarzyna", last_name="Nowak", phone="+1 415 555 0177", linkedin_url="linkedin.com/in/kasia-nowak-77")
+    contact = contact_row(first_name="Katarzyna", last_name="Lindholm", phone="415-555-0177", linkedin_url="https://www.linkedin.com/in/kasia-nowak-77/")
+    assert pair_probability(fitted, contact, user) >= 0.8
+
+
+def test_second_personal_address_does_not_veto(fitted):
+    user = user_row(first_name="Ingrid", last_name="Vasquez-Ohl", personal_email="ingrid.v@gmail.com", phone="+1 212 555 0142")
+    contact = contact_row(first_name="Ingrid", last_name="Vasquez-Ohl", personal_email="ingrid@outlook.com", phone="(212) 555-0142")
+    assert pair_probability(fitted, contact, user) >= 0.8
+
+
+def test_common_name_alone_does_not_link(fitted):
+    workspace, _, linker = fitted
+    user = user_row(first_name="Maria", last_name="Garcia", job_title="Engineer")
+    contact = contact_row(first_name="Maria", last_name="Garcia", job_title="Engineer")
+    users = pd.concat([workspace.users, pd.DataFrame([user])], ignore_index=True)
+    contacts, prepared_users = prepare_for_linkage(pd.DataFrame([contact]), users)
+    result = linker.link(contacts, prepared_users, threshold=0.0)
+    assert "U-test" not in set(result.links["user_id"])
+
+
 def test_namesake_alone_does_not_link(fitted):
     user = user_row(first_name="John", last_name="Smith", email="john.smith@oldco.com", city="Boston", phone="+1 617 555 0101")
     contact = contact_row(first_name="John", last_name="Smith", email="jsmith2@otherco.com", city="Denver", phone="+1 303 555 0199")

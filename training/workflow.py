@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from leadlink.errors import TrainingError
-from leadlink.features.linkage import link_workspace
+from leadlink.features.linkage import link_workspace, with_person_ids
 from leadlink.features.pipeline import FeatureConfig, build_features, feature_specs
 from leadlink.features.workspace import load_workspace
 from leadlink.training import tracking
@@ -39,11 +39,14 @@ def train_workspace(
     cutoff = resolve_as_of(workspace, as_of)
     timings["load"] = _lap(started)
 
-    links, linker, _ = link_workspace(workspace.contacts, workspace.users, threshold=config.match_threshold)
+    links, linker, linked = link_workspace(
+        workspace.contacts, workspace.users, threshold=config.match_threshold, default_region=config.default_region
+    )
+    users = with_person_ids(workspace.users, linked)
     timings["link"] = _lap(started, timings)
 
     examples = deal_examples(workspace, cutoff)
-    features = build_features(workspace.contacts, workspace.events, workspace.users, links, examples, config)
+    features = build_features(workspace.contacts, workspace.events, users, links, examples, config)
     timings["features"] = _lap(started, timings)
 
     kinds = {spec.name: spec.kind for spec in feature_specs()}

@@ -1,0 +1,56 @@
+"""People behind user records: one person may hold several user accounts.
+
+A product's user base often has the same person twice, for example after a
+sign-up with a work email and another with a personal one. Two user records
+belong to the same person when they share a strong key (personal email,
+phone or LinkedIn handle), directly or through a chain of records. Names are
+not a key here, because namesakes would merge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+PERSON_KEYS = ("personal_email", "phone", "linkedin")
+
+
+def assign_person_ids(prepared_users: pd.DataFrame) -> pd.Series:
+    """Return a person id per user record, indexed like ``prepared_users``.
+
+    The person id is the ``unique_id`` of the person's first record in the
+    table, so it is stable for a given table order.
+    """
+    n = len(prepared_users)
+    if n == 0:
+        return pd.Series(dtype="object")
+
+    rows, cols = [], []
+    for key in PERSON_KEYS:
+        values = prepared_users[key]
+        present = values.notna().to_numpy()
+        if not present.any():
+            continue
+        codes = pd.factorize(values[present])[0]
+        positions = np.flatnonzero(present)
+        # Link each record to the first record holding the same value.
+        first_of_code = pd.Series(positions).groupby(codes).transform("min").to_numpy()
+        rows.append(positions)
+        cols.append(first_of_code)
+
+    if rows:
+        graph = coo_matrix((np.ones(sum(len(r) for r in rows)), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+        _, labels = connected_components(graph, directed=False)
+    else:
+        labels = np.arange(n)
+
+    ids = prepared_users["unique_id"].to_numpy()
+    first_position = pd.Series(np.arange(n)).groupby(labels).transform("min").to_numpy()
+    return pd.Series(ids[first_position], index=prepared_users.index, name="person_id")
+
+
+def one_record_per_person(prepared_users: pd.DataFrame, person_ids: pd.Series) -> pd.DataFrame:
+    """Keep the first record of each person, for statistics over people."""
+    return prepared_users.loc[~person_ids.duplicated(keep="first")]
