@@ -293,7 +293,7 @@ class _Window:
 
 def generate_workspace(out_dir: str | Path, n_contacts: int = 20_000, seed: int = 0,
                        file_format: str = "parquet", end: str = "2026-06-30T00:00:00Z",
-                       progress: bool = False) -> dict:
+                       progress: bool = False, users_per_contact: float = USERS_PER_CONTACT) -> dict:
     """Write a synthetic workspace to ``out_dir`` and return a summary of it.
 
     Writes ``contacts``, ``users``, ``events`` and ``deals`` as ``.parquet`` or ``.csv``
@@ -311,17 +311,25 @@ def generate_workspace(out_dir: str | Path, n_contacts: int = 20_000, seed: int 
     - ``closed_win_rate``: share of won deals among closed deals.
     - ``oracle_auc``: ROC AUC of the true probability against the outcome of closed deals.
 
+    ``users_per_contact`` sets the size of the user base relative to the CRM; it must
+    be at least the share of contacts that are users (0.24).
+
     Raises ValueError for an invalid argument or when ``out_dir`` contains files that
     this function does not write.
     """
     _validate_arguments(n_contacts, file_format)
+    if not users_per_contact >= JOB_CHANGE_SHARE + SAME_COMPANY_SHARE:
+        raise ValueError(
+            f"users_per_contact must be at least {JOB_CHANGE_SHARE + SAME_COMPANY_SHARE}, the share of contacts "
+            f"that are users; got {users_per_contact!r}"
+        )
     window = _make_window(end)
     out_path = Path(out_dir)
     _prepare_output_dir(out_path, file_format)
     rng = np.random.default_rng(seed)
 
     stages = tqdm(total=6, desc="generate workspace", disable=not progress)
-    n_users = max(1, round(n_contacts * USERS_PER_CONTACT))
+    n_users = max(1, round(n_contacts * users_per_contact))
     n_companies = max(3, round((n_users + n_contacts) / PEOPLE_PER_COMPANY))
     company_locales = rng.choice(len(LOCALES), size=n_companies, p=LOCALE_SHARES)
     pools = _build_pools(seed, np.bincount(company_locales, minlength=len(LOCALES)))

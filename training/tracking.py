@@ -72,6 +72,10 @@ def log_model_run(
         mlflow.log_params({key: _param_value(value) for key, value in params.items()})
         mlflow.log_metrics({key: float(value) for key, value in metrics.items() if _is_number(value)})
         model_dir = scorer.save(Path(tmp) / "model")
+        if scorer.linkage_model is not None:
+            # The Splink model also sits inside the pyfunc model; this copy is
+            # easy to find in the run's artifacts and to reuse with --model-json.
+            mlflow.log_dict(scorer.linkage_model, "linkage/linkage.json")
         for artifact_path, file in (extra_artifacts or {}).items():
             mlflow.log_artifact(str(file), artifact_path=artifact_path)
         mlflow.log_text("\n".join(scorer.feature_names), "features.txt")
