@@ -189,7 +189,9 @@ def febrl4(arguments) -> None:
     right = b.rename(columns=mapping).rename(columns={"rec_id": "user_id"})
     # FEBRL has no email, LinkedIn or company; its social security id is a
     # personal identifier like a phone number, so it fills the phone column.
-    left["phone"], right["phone"] = left["soc_sec_id"], right["soc_sec_id"]
+    for frame in (left, right):
+        frame["phone"] = frame["soc_sec_id"]
+        frame["address"] = frame["street_number"].fillna("") + " " + frame["address_1"].fillna("")
     left["country"], right["country"] = "AU", "AU"
     predicted = link_two_tables(left, right, arguments.threshold)
     person = lambda rec_id: rec_id.split("-")[1]  # noqa: E731  rec-1070-org and rec-1070-dup-0 are one person

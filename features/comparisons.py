@@ -18,7 +18,7 @@ from typing import Callable
 
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import JaroWinkler, Levenshtein
 
 Record = dict
 Predicate = Callable[[Record, Record], bool]
@@ -87,6 +87,14 @@ def _jaro_winkler(column: str, threshold: float) -> Level:
         f"jaro_winkler_similarity({column}_l, {column}_r) >= {threshold}",
         lambda l, r: JaroWinkler.similarity(l[column], r[column]) >= threshold,
         f"Jaro-Winkler {column} >= {threshold}",
+    )
+
+
+def _levenshtein_at_most(column: str, distance: int) -> Level:
+    return Level(
+        f"levenshtein({column}_l, {column}_r) <= {distance}",
+        lambda l, r: Levenshtein.distance(l[column], r[column]) <= distance,
+        f"{column} within {distance} edit",
     )
 
 
@@ -165,6 +173,14 @@ def build_comparison_specs() -> tuple[Comparison, ...]:
         # two weights that double-count a shared workplace.
         Comparison("workplace", _workplace_levels()),
         Comparison("job_title", (_either_null("job_title"), _exact("job_title"), _jaro_winkler("job_title", 0.88))),
+        # Optional columns: a B2B workspace rarely has them, and then these
+        # comparisons sit at their null level and add nothing.
+        Comparison(
+            "date_of_birth",
+            (_either_null("date_of_birth"), _exact("date_of_birth"), _levenshtein_at_most("date_of_birth", 1)),
+        ),
+        Comparison("postcode", (_either_null("postcode"), _exact("postcode"))),
+        Comparison("address", (_either_null("address"), _exact("address"), _jaro_winkler("address", 0.9))),
     )
 
 

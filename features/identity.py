@@ -28,6 +28,9 @@ IDENTITY_COLUMNS = [
     "city",
     "company_domain",
     "job_title",
+    "date_of_birth",
+    "postcode",
+    "address",
 ]
 
 
@@ -43,6 +46,30 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
     if name in frame.columns:
         return frame[name]
     return pd.Series(None, index=frame.index, dtype="object")
+
+
+def normalize_date_of_birth(value) -> str | None:
+    """Return a birth date as YYYYMMDD when it parses as a date, else its digits.
+
+    Keeping unparseable dates as digits lets a typo ("1956-04-31") still be
+    compared character by character with the true date.
+    """
+    if normalize.is_missing(value):
+        return None
+    text = str(value).strip()
+    parsed = pd.to_datetime(text, errors="coerce", format="ISO8601") if not text.isdigit() else None
+    if parsed is not None and not pd.isna(parsed):
+        return parsed.strftime("%Y%m%d")
+    digits = re.sub(r"\D", "", text)
+    return digits or None
+
+
+def normalize_postcode(value) -> str | None:
+    """Upper-case a postcode and drop spaces and dashes (SW1A 1AA -> SW1A1AA)."""
+    folded = normalize.fold_text(value)
+    if folded is None:
+        return None
+    return re.sub(r"[\s-]", "", folded).upper() or None
 
 
 def _fold_umlaut_spelling(name: str | None) -> str | None:
@@ -150,6 +177,9 @@ def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: 
             "city": _map_unique(_column(frame, "city"), normalize.fold_text).to_numpy(),
             "company_domain": _company_domain(frame).to_numpy(),
             "job_title": _map_unique(_column(frame, "job_title"), normalize.fold_text).to_numpy(),
+            "date_of_birth": _map_unique(_column(frame, "date_of_birth"), normalize_date_of_birth).to_numpy(),
+            "postcode": _map_unique(_column(frame, "postcode"), normalize_postcode).to_numpy(),
+            "address": _map_unique(_column(frame, "address"), normalize.fold_text).to_numpy(),
         }
     )
     # Every missing key is None, never NaN, so that Splink reads SQL NULL and
@@ -199,4 +229,7 @@ def prepare_identity_record(fields: dict, id_column: str, default_region: str = 
         "city": normalize.fold_text(get("city")),
         "company_domain": domain,
         "job_title": normalize.fold_text(get("job_title")),
+        "date_of_birth": normalize_date_of_birth(get("date_of_birth")),
+        "postcode": normalize_postcode(get("postcode")),
+        "address": normalize.fold_text(get("address")),
     }

@@ -55,6 +55,7 @@ BLOCKING_KEYS = (
     ("first_name", "last_name"),
     ("last_name", "city"),
     ("first_name", "city"),
+    ("date_of_birth",),
 )
 DEFAULT_MAX_COMPARISONS_PER_RULE = 100_000_000
 
@@ -473,6 +474,9 @@ def add_job_change(links: pd.DataFrame, contacts: pd.DataFrame, users: pd.DataFr
     return links.assign(job_change=job_change)
 
 
+CORE_IDENTITY_COLUMNS = ("first_name", "last_name", "email_local", "personal_email", "phone", "linkedin", "city", "company_domain", "job_title")
+
+
 def report_column_completeness(contacts: pd.DataFrame, users: pd.DataFrame, minimum_share: float = 0.01) -> dict[str, dict]:
     """Log identity columns that are almost empty or constant on either side.
 
@@ -481,7 +485,7 @@ def report_column_completeness(contacts: pd.DataFrame, users: pd.DataFrame, mini
     """
     report = {}
     for side, frame in (("contacts", contacts), ("users", users)):
-        for column in ("first_name", "last_name", "email_local", "personal_email", "phone", "linkedin", "city", "company_domain", "job_title"):
+        for column in CORE_IDENTITY_COLUMNS:
             values = frame[column]
             filled = float(values.notna().mean()) if len(values) else 0.0
             distinct = int(values.dropna().nunique())

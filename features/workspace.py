@@ -86,6 +86,10 @@ _PERSON_COLUMNS = _text(
     "job_title",
     "company_name",
     "company_domain",
+    # Rare in B2B systems but strong evidence where present.
+    "date_of_birth",
+    "postcode",
+    "address",
 )
 
 CONTRACT: dict[str, TableSpec] = {

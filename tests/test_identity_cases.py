@@ -126,7 +126,7 @@ def test_name_only_pairs_are_not_links():
 
 def keys_frame(**columns):
     frame = pd.DataFrame(columns)
-    for column in ("phone", "linkedin", "personal_email", "email_local", "first_name", "last_name", "city"):
+    for column in ("phone", "linkedin", "personal_email", "email_local", "first_name", "last_name", "city", "date_of_birth"):
         if column not in frame:
             frame[column] = None
     return frame
