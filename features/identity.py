@@ -35,11 +35,19 @@ IDENTITY_COLUMNS = [
 
 
 def _map_unique(series: pd.Series, function: Callable) -> pd.Series:
-    """Apply ``function`` once per distinct value; names and cities repeat a lot."""
-    values = series.astype("object").where(series.notna(), None)
-    distinct = pd.unique(values)
-    lookup = {value: function(value) for value in distinct}
-    return values.map(lookup)
+    """Apply ``function`` once per distinct value; names and cities repeat a lot.
+
+    Missing values of any form reach ``function`` as None.
+    """
+    values = series.astype("object")
+    missing = values.map(normalize.is_missing).astype(bool)
+    present = values[~missing]
+    lookup = {value: function(value) for value in pd.unique(present)}
+    result = pd.Series([function(None)] * len(values), index=values.index, dtype="object")
+    if len(present):
+        mapped = [lookup[value] for value in present]
+        result[~missing] = pd.Series(mapped, index=present.index, dtype="object")
+    return result
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -78,7 +86,7 @@ def _fold_umlaut_spelling(name: str | None) -> str | None:
     ``normalize_name`` already turns Müller into muller; this also meets
     people who typed the umlaut as two letters.
     """
-    if name is None:
+    if not isinstance(name, str):
         return None
     return name.replace("ue", "u").replace("oe", "o").replace("ae", "a")
 
@@ -90,7 +98,7 @@ def _first_name_keys(name: str | None) -> list[str] | None:
     other's key list (Bob -> [bob, robert, ...]); sharing only a third name is
     not enough, because the nickname list maps some names very widely.
     """
-    if name is None:
+    if not isinstance(name, str) or not name:
         return None
     first_token = name.split(" ")[0].replace("'", "")
     namer = normalize._nick_namer()
@@ -118,8 +126,8 @@ def _company_domain(frame: pd.DataFrame) -> pd.Series:
 
 def _name_patterns(first: str | None, last: str | None) -> set[str]:
     """Email local parts that spell only the person's own name (jose.garcia, jgarcia)."""
-    first_token = re.sub(r"[^a-z]", "", first.split(" ")[0]) if first else ""
-    last_token = re.sub(r"[^a-z]", "", last) if last else ""
+    first_token = re.sub(r"[^a-z]", "", first.split(" ")[0]) if isinstance(first, str) else ""
+    last_token = re.sub(r"[^a-z]", "", last) if isinstance(last, str) else ""
     patterns = {first_token, last_token}
     if first_token and last_token:
         for separator in ("", ".", "_", "-"):
@@ -152,7 +160,7 @@ def _phone(frame: pd.DataFrame, default_region: str) -> pd.Series:
     regions = countries.map(lambda c: str(c).strip().upper() if isinstance(c, str) and len(c.strip()) == 2 else default_region)
     phones = _column(frame, "phone").astype("object").where(_column(frame, "phone").notna(), None)
     pairs = pd.Series(list(zip(phones, regions)), index=frame.index)
-    return _map_unique(pairs, lambda pair: normalize.normalize_phone(pair[0], pair[1]))
+    return _map_unique(pairs, lambda pair: normalize.normalize_phone(pair[0], pair[1]) if pair else None)
 
 
 def prepare_identity_frame(frame: pd.DataFrame, id_column: str, default_region: str = "US") -> pd.DataFrame:

@@ -232,8 +232,10 @@ class IdentityLinker:
     def load(cls, path: str | Path, engine: str = "duckdb") -> "IdentityLinker":
         try:
             model = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
             raise LinkageError(f"Could not read the linkage model {path}: {error}") from error
+        if not isinstance(model, dict) or "comparisons" not in model or "link_type" not in model:
+            raise LinkageError(f"{path} is not a Splink model written by `leadlink link --save-model`.")
         return cls(model_json=model, engine=engine)
 
     def save(self, path: str | Path) -> Path:
@@ -271,6 +273,15 @@ class IdentityLinker:
                 f"Linkage needs contacts and users; got {len(contacts):,} contacts and {len(users):,} users."
             )
         report_column_completeness(contacts, users)
+        try:
+            self.model_json_ = self._estimate(contacts, users, person_ids)
+        except LinkageError:
+            raise
+        except Exception as error:  # Splink and DuckDB raise many types on degenerate data.
+            raise LinkageError(f"Could not estimate the linkage model: {error}") from error
+        return self
+
+    def _estimate(self, contacts: pd.DataFrame, users: pd.DataFrame, person_ids: pd.Series | None) -> dict:
         linker = self._new_linker(contacts, users, build_settings(), person_ids)
         deterministic = [block_on("linkedin"), block_on("phone"), block_on("personal_email")]
         try:
@@ -285,8 +296,7 @@ class IdentityLinker:
             except Exception as error:  # noqa: BLE001 - one empty session must not stop training
                 logger.warning("EM pass blocked on %s was skipped: %s", session_rule, error)
 
-        self.model_json_ = fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users))
-        return self
+        return fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users))
 
     def predict_pairs(
         self, contacts: pd.DataFrame, users: pd.DataFrame, threshold: float = 0.0, person_ids: pd.Series | None = None
@@ -399,6 +409,12 @@ def link_workspace(
 
     started = time.perf_counter()
     prepared_contacts, prepared_users = prepare_for_linkage(contacts, users, default_region)
+    if not (_has_identity(prepared_contacts) and _has_identity(prepared_users)):
+        logger.warning(
+            "Contacts or users carry no name, email, phone or LinkedIn value at all; nobody can be linked, "
+            "so previous-user features will all be zero."
+        )
+        return pd.DataFrame(columns=LINK_COLUMNS), linker or IdentityLinker(), None
     person_ids = assign_person_ids(prepared_users)
     seconds = {"prepare": round(time.perf_counter() - started, 3)}
 
@@ -449,6 +465,11 @@ def resolve_linker(model_json: Path | None = None, retrain: bool = False, model_
         return None, f"estimated afresh ({registered.uri} has no linkage model)"
     label = f"{registered.name}/{registered.version}" if registered.name else registered.uri
     return IdentityLinker(model_json=registered.scorer.linkage_model), f"reused from {label}"
+
+
+def _has_identity(prepared: pd.DataFrame) -> bool:
+    columns = ["first_name", "last_name", "email_local", "personal_email", "phone", "linkedin"]
+    return bool(prepared[columns].notna().to_numpy().any())
 
 
 def with_person_ids(users: pd.DataFrame, result: LinkResult | None) -> pd.DataFrame:

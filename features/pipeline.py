@@ -374,26 +374,33 @@ def same_company_flags(contact_side: pd.DataFrame, user_side: pd.DataFrame) -> n
     the column is empty); otherwise the folded company name does. Returns
     1.0 for the same company, 0.0 for another, NaN when neither is known.
     """
-    def column(frame: pd.DataFrame, name: str) -> pd.Series:
-        values = frame[name] if name in frame.columns else pd.Series(None, index=frame.index, dtype="object")
-        return values.reset_index(drop=True)
 
-    contact_domain = column(contact_side, "company_domain").map(normalize.normalize_domain)
-    user_domain = column(user_side, "company_domain").map(normalize.normalize_domain)
-    contact_domain = contact_domain.where(contact_domain.notna(), _work_domain(column(contact_side, "email")))
-    user_domain = user_domain.where(user_domain.notna(), _work_domain(column(user_side, "email")))
-    contact_company = column(contact_side, "company_name").map(normalize.fold_text)
-    user_company = column(user_side, "company_name").map(normalize.fold_text)
+    def values(frame: pd.DataFrame, name: str) -> list:
+        if name not in frame.columns:
+            return [None] * len(frame)
+        return [None if normalize.is_missing(value) else value for value in frame[name].tolist()]
 
-    by_domain = np.where(contact_domain.notna() & user_domain.notna(), (contact_domain == user_domain).astype(float), np.nan)
-    by_name = np.where(contact_company.notna() & user_company.notna(), (contact_company == user_company).astype(float), np.nan)
-    return np.where(np.isnan(by_domain), by_name, by_domain)
+    result = np.full(len(contact_side), np.nan)
+    contact_rows = zip(values(contact_side, "company_domain"), values(contact_side, "email"), values(contact_side, "company_name"))
+    user_rows = zip(values(user_side, "company_domain"), values(user_side, "email"), values(user_side, "company_name"))
+    for position, (contact, user) in enumerate(zip(contact_rows, user_rows)):
+        contact_domain, user_domain = _company_domain(*contact[:2]), _company_domain(*user[:2])
+        if contact_domain and user_domain:
+            result[position] = float(contact_domain == user_domain)
+            continue
+        contact_name, user_name = normalize.fold_text(contact[2]), normalize.fold_text(user[2])
+        if contact_name and user_name:
+            result[position] = float(contact_name == user_name)
+    return result
 
 
-def _work_domain(emails: pd.Series) -> pd.Series:
-    kinds = emails.map(normalize.email_domain_kind)
-    domains = emails.map(lambda value: (normalize.email_parts(value) or (None, None))[1])
-    return domains.where(kinds.isin(["work", "role"]))
+def _company_domain(domain, email) -> str | None:
+    explicit = normalize.normalize_domain(domain)
+    if explicit:
+        return explicit
+    if normalize.email_domain_kind(email) in ("work", "role"):
+        return normalize.email_parts(email)[1]
+    return None
 
 
 def build_features(

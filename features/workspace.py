@@ -16,7 +16,10 @@ value and what was expected, so nothing disappears without a trace.
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -189,17 +192,26 @@ class Workspace:
     def n_rejected(self) -> int:
         return sum(c.rejected for c in self.counts.values())
 
-    def latest_timestamp(self) -> pd.Timestamp | None:
-        """Return the latest timestamp recorded anywhere in the workspace."""
-        candidates = []
+    def _timestamp_columns(self):
         for table_name, spec in CONTRACT.items():
             table = self.tables[table_name]
             for column in spec.columns:
                 if column.kind == "timestamp" and len(table):
-                    value = table[column.name].max()
-                    if pd.notna(value):
-                        candidates.append(value)
+                    yield table[column.name]
+
+    def latest_timestamp(self, not_after: pd.Timestamp | None = None) -> pd.Timestamp | None:
+        """Return the latest timestamp in the workspace, optionally ignoring later ones."""
+        candidates = []
+        for values in self._timestamp_columns():
+            if not_after is not None:
+                values = values[values <= not_after]
+            value = values.max()
+            if pd.notna(value):
+                candidates.append(value)
         return max(candidates) if candidates else None
+
+    def count_timestamps_after(self, moment: pd.Timestamp) -> int:
+        return int(sum((values > moment).sum() for values in self._timestamp_columns()))
 
     def write_problems(self, path: Path) -> Path | None:
         """Write every rejected row and cleared value to ``path`` as CSV."""
@@ -235,30 +247,74 @@ def find_table_file(workspace: Path, table: str) -> Path | None:
     return present[0] if present else None
 
 
+OVERLONG_COLUMN = "__overlong_row__"
+
+
 def read_table_file(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file with every CSV column as text."""
+    """Read a CSV (UTF-8) or Parquet file, with every CSV column as text.
+
+    Header names are stripped of surrounding spaces. A CSV row with more
+    fields than the header is marked in the ``OVERLONG_COLUMN`` column
+    unless its extra fields are empty (a trailing delimiter), so that the
+    caller can reject it instead of losing the extra values silently.
+    """
     try:
         if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        # Text first: types are coerced column by column afterwards so that a
-        # bad value is reported with its row instead of failing the whole read.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+            frame = pd.read_parquet(path)
+        else:
+            frame = _read_csv_text(path)
+    except UnicodeDecodeError as error:
+        raise WorkspaceError(f"Could not read {path}: it is not UTF-8 ({error.reason} at byte {error.start}); save it as UTF-8.") from error
     except (OSError, ValueError, pd.errors.ParserError) as error:
         raise WorkspaceError(f"Could not read {path}: {error}") from error
+    frame.columns = [str(column).strip() for column in frame.columns]
+    return frame
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    # Text first: types are coerced column by column afterwards so that a bad
+    # value is reported with its row instead of failing the whole read.
+    # index_col=False keeps a trailing delimiter from turning the first
+    # column into the index and shifting every value one column left.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        frame[OVERLONG_COLUMN] = _overlong_rows(path, len(frame.columns))
+    return frame
+
+
+def _overlong_rows(path: Path, n_fields: int) -> np.ndarray:
+    """Mark data rows that carry non-empty values beyond the header's fields."""
+    marks = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)
+        for record in reader:
+            if not record:
+                continue
+            marks.append(len(record) > n_fields and any(value.strip() for value in record[n_fields:]))
+    return np.array(marks, dtype=bool)
 
 
 class _ProblemLog:
-    """Collects problems of one table with the row numbers of its file."""
+    """Collects problems of one table with the row numbers of its file.
 
-    def __init__(self, table: str, id_column: str | None):
+    Values are reported as the file holds them (``original``), not as
+    they read after type coercion.
+    """
+
+    def __init__(self, table: str, id_column: str | None, original: pd.DataFrame | None = None):
         self.table = table
         self.id_column = id_column
+        self.original = original
         self.frames: list[pd.DataFrame] = []
 
     def add(self, frame: pd.DataFrame, mask: pd.Series, column: str, expected: str, severity: str) -> None:
         if not mask.any():
             return
-        bad = frame.loc[mask]
+        source = self.original if self.original is not None and self.original.index.equals(frame.index) else frame
+        bad = source.loc[mask]
         ids = bad[self.id_column] if self.id_column and self.id_column in bad else pd.Series(None, index=bad.index)
         values = bad[column] if column in bad else pd.Series(None, index=bad.index)
         self.frames.append(
@@ -292,6 +348,15 @@ def _coerce_text(series: pd.Series) -> pd.Series:
     return text.mask(text.eq(""))
 
 
+def _coerce_id(series: pd.Series) -> pd.Series:
+    # Parquet stores integer ids with nulls as floats; 1.0 must stay id "1".
+    if pd.api.types.is_float_dtype(series):
+        numbers = series.astype("float64")
+        if (numbers.dropna() == np.floor(numbers.dropna())).all():
+            series = numbers.astype("Int64")
+    return _coerce_text(series)
+
+
 def _coerce_timestamp(series: pd.Series) -> pd.Series:
     if isinstance(series.dtype, pd.DatetimeTZDtype):
         return series.dt.tz_convert("UTC")
@@ -301,17 +366,32 @@ def _coerce_timestamp(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series.astype("string").str.strip(), utc=True, format="ISO8601", errors="coerce")
 
 
+# Digits with commas between groups of three ("1,200,000.50"); any other use
+# of a comma ("1,5" as a decimal comma) is ambiguous and is not a number.
+_THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
+# Counts and amounts in the contract are never negative, and values past
+# this bound are data errors that would overflow integer columns.
+_LARGEST_VALUE = 1e15
+
+
 def _coerce_number(series: pd.Series) -> pd.Series:
+    """Parse non-negative finite numbers; anything else becomes missing."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.astype("float64")
-    text = series.astype("string").str.strip().str.replace(",", "", regex=False)
-    return pd.to_numeric(text, errors="coerce").astype("float64")
+        numbers = series.astype("float64")
+    else:
+        text = series.astype("string").str.strip()
+        grouped = text.str.match(_THOUSANDS).fillna(False)
+        text = text.where(~grouped, text.str.replace(",", "", regex=False))
+        text = text.where(~text.str.contains(",", regex=False).fillna(False))
+        numbers = pd.to_numeric(text, errors="coerce").astype("float64")
+    valid = np.isfinite(numbers) & (numbers >= 0) & (numbers <= _LARGEST_VALUE)
+    return numbers.where(valid)
 
 
 def _coerce_integer(series: pd.Series) -> pd.Series:
     numbers = _coerce_number(series)
-    whole = numbers.where(np.isclose(numbers, np.round(numbers)) | numbers.isna())
-    return whole.round().astype("Int64")
+    whole = numbers.where(numbers == np.floor(numbers))
+    return whole.astype("Int64")
 
 
 def _coerce_boolean(series: pd.Series) -> pd.Series:
@@ -325,7 +405,7 @@ def _coerce_boolean(series: pd.Series) -> pd.Series:
 
 
 _COERCERS = {
-    "id": _coerce_text,
+    "id": _coerce_id,
     "text": _coerce_text,
     "timestamp": _coerce_timestamp,
     "number": _coerce_number,
@@ -336,14 +416,15 @@ _EXPECTED = {
     "id": "a non-empty identifier",
     "text": "text",
     "timestamp": "an ISO 8601 timestamp such as 2024-05-01T09:30:00Z (naive values are read as UTC)",
-    "number": "a number",
-    "integer": "a whole number",
+    "number": "a number >= 0 (thousands may be grouped with commas, decimals use a point)",
+    "integer": "a whole number >= 0",
     "boolean": "true/false, yes/no or 1/0",
 }
 
 
 def _validate_table(spec: TableSpec, raw: pd.DataFrame, path: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
     """Coerce one table to the contract and split off the rows it cannot use."""
+    raw = _match_contract_names(raw, spec)
     missing = [c for c in spec.required_columns if c not in raw.columns]
     if missing:
         raise WorkspaceError(
@@ -353,8 +434,12 @@ def _validate_table(spec: TableSpec, raw: pd.DataFrame, path: Path | None) -> tu
 
     frame = raw.reset_index(drop=True).copy()
     frame["row_number"] = np.arange(len(frame)) + _FIRST_DATA_ROW
-    problems = _ProblemLog(spec.name, spec.unique_id or spec.columns[0].name)
+    problems = _ProblemLog(spec.name, spec.unique_id or spec.columns[0].name, original=frame.copy())
     keep = pd.Series(True, index=frame.index)
+    if OVERLONG_COLUMN in frame.columns:
+        overlong = frame.pop(OVERLONG_COLUMN).astype(bool)
+        problems.add(frame, overlong, spec.columns[0].name, f"at most {len(raw.columns) - 1} fields, as many as the header", "rejected")
+        keep &= ~overlong
 
     for column in spec.columns:
         if column.name not in frame.columns:
@@ -383,6 +468,30 @@ def _validate_table(spec: TableSpec, raw: pd.DataFrame, path: Path | None) -> tu
         values_cleared=int((log["severity"] == "value_cleared").sum()),
     )
     return used, log, counts
+
+
+def _match_contract_names(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Rename headers that differ from a contract column only in case, and log the rest.
+
+    Headers the contract does not know are kept and carried through; the log
+    names them, so a misspelled header does not go unnoticed.
+    """
+    known = {column.name for column in spec.columns}
+    renames = {}
+    for header in frame.columns:
+        folded = str(header).strip().lower()
+        if header not in known and folded in known and folded not in frame.columns:
+            renames[header] = folded
+    if renames:
+        logger.info("%s: read headers %s as the contract's %s", spec.name, list(renames), list(renames.values()))
+        frame = frame.rename(columns=renames)
+    unknown = [header for header in frame.columns if header not in known and header != OVERLONG_COLUMN]
+    if unknown:
+        logger.info("%s: columns outside the contract, carried through unchanged: %s", spec.name, unknown)
+    duplicated = [header for header in unknown if re.match(r"^(.+)\.\d+$", str(header)) and re.sub(r"\.\d+$", "", str(header)) in frame.columns]
+    if duplicated:
+        logger.warning("%s: repeated headers were renamed by position: %s", spec.name, duplicated)
+    return frame
 
 
 def _empty_dtype(kind: str) -> str:
@@ -480,6 +589,8 @@ def load_workspace(
     if "contacts" in files:
         _check_references(loaded, logs, counts)
     problems = pd.concat(list(logs.values()), ignore_index=True)
+    order = {name: position for position, name in enumerate(TABLE_NAMES)}
+    problems = problems.sort_values(["table", "row"], key=lambda c: c.map(order) if c.name == "table" else c, kind="stable").reset_index(drop=True)
     workspace = Workspace(root, loaded, problems, counts, files)
     _log_counts(workspace)
     return workspace

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -19,9 +20,10 @@ from typing import Optional
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from leadlink.errors import LeadlinkError
-from leadlink.logs import configure_logging
+from leadlink.logs import configure_logging, mask_personal_data
 
 app = typer.Typer(
     name="leadlink",
@@ -30,8 +32,21 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+# Piped output keeps long lines whole instead of wrapping them at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
 logger = logging.getLogger("leadlink.cli")
+WORKSPACE_MODEL_NAME = "leadlink"
+TABLE_MODEL_NAME = "leadlink-table"
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def say(text: str) -> None:
+    """Print a line of output; values from data files are never read as markup."""
+    console.print(text, soft_wrap=True)
+
+
+def fail(message: str) -> None:
+    console.print(Text("error: ", style="bold red") + Text(str(message)), soft_wrap=True)
 
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary as the last line.")
 VerboseOption = typer.Option(False, "--verbose", "-v", help="Log debug details.")
@@ -45,11 +60,13 @@ def _command(function):
         configure_logging(kwargs.get("verbose", False))
         try:
             return function(*args, **kwargs)
-        except LeadlinkError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        except (LeadlinkError, ValueError) as error:
+            fail(str(error))
             raise typer.Exit(code=2) from None
-        except ValueError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        except OSError as error:
+            # Unwritable or missing paths: name the file and the reason.
+            where = f" {error.filename}" if error.filename else ""
+            fail(f"could not access{where}: {error.strerror or error}")
             raise typer.Exit(code=2) from None
 
     return wrapper
@@ -81,7 +98,7 @@ def _print_counts(rows: dict) -> None:
     for column in ("table", "read", "used", "rejected", "values cleared"):
         table.add_column(column, justify="right" if column != "table" else "left")
     for name, counts in rows.items():
-        table.add_row(name, *(f"{counts.get(key, 0):,}" for key in ("read", "used", "rejected", "values_cleared")))
+        table.add_row(Text(name), *(Text(f"{counts.get(key, 0):,}") for key in ("read", "used", "rejected", "values_cleared")))
     console.print(table)
 
 
@@ -99,7 +116,7 @@ def generate(
     from leadlink.generator import generate_workspace
 
     summary = generate_workspace(out, n_contacts=contacts, seed=seed, file_format=file_format, progress=sys.stderr.isatty())
-    console.print(f"Wrote demo workspace to {out}: " + ", ".join(f"{k} {v:,}" for k, v in summary.get("rows", {}).items()))
+    say(f"Wrote demo workspace to {out}: " + ", ".join(f"{k} {v:,}" for k, v in summary.get("rows", {}).items()))
     if json_output:
         _print_json(summary)
 
@@ -120,17 +137,14 @@ def validate(
     written = loaded.write_problems(rejects or workspace / "rejects.csv")
     _print_counts(loaded.summary())
     if not loaded.problems.empty:
-        console.print(f"{len(loaded.problems):,} problem(s); the first {min(show, len(loaded.problems))}:")
+        say(f"{len(loaded.problems):,} problem(s); the first {min(show, len(loaded.problems))}:")
         for problem in loaded.problems.head(show).itertuples(index=False):
-            console.print(
-                f"  {problem.table} row {problem.row} column {problem.column}: value {problem.value!r}, "
-                f"expected {problem.expected} ({problem.severity})",
-                highlight=False,
-                soft_wrap=True,
-            )
-        console.print(f"All problems are in {written}")
+            # The rejects file keeps values as they are; the terminal masks emails and phones.
+            value = mask_personal_data(str(problem.value))
+            say(f"  {problem.table} row {problem.row} column {problem.column}: value {value!r}, expected {problem.expected} ({problem.severity})")
+        say(f"All problems are in {written}")
     else:
-        console.print("The workspace is valid.")
+        say("The workspace is valid.")
     if json_output:
         _print_json({"rows": loaded.summary(), "problems": len(loaded.problems), "rejects_file": str(written) if written else None})
     if loaded.n_rejected:
@@ -168,7 +182,7 @@ def link(
     loaded = load_workspace(workspace, require=("contacts", "users"), tables=("contacts", "users"))
     rejects = loaded.write_problems(workspace / "rejects.csv")
     linker, source = resolve_linker(model_json=model_json, retrain=retrain, model_uri=model)
-    console.print(f"Linkage model: {source}")
+    say(f"Linkage model: {source}")
     links, linker, result = link_workspace(
         loaded.contacts, loaded.users, linker=linker, threshold=threshold, default_region=default_region, max_comparisons_per_rule=max_comparisons
     )
@@ -189,11 +203,14 @@ def link(
         "seconds": result.seconds if result else {},
         "rejects_file": str(rejects) if rejects else None,
     }
-    console.print(f"Linked {len(links):,} of {len(loaded.contacts):,} contacts to a product user -> {out}")
+    say(f"Linked {len(links):,} of {len(loaded.contacts):,} contacts to a product user -> {out}")
     if truth is not None:
-        quality = link_quality(links, pd.read_parquet(truth) if truth.suffix == ".parquet" else pd.read_csv(truth))
+        truth_table = pd.read_parquet(truth) if truth.suffix.lower() == ".parquet" else pd.read_csv(truth, dtype=str)
+        if not {"contact_id", "user_id"} <= set(truth_table.columns):
+            raise LeadlinkError(f"--truth {truth} needs contact_id and user_id columns; it has {list(truth_table.columns)}.")
+        quality = link_quality(links, truth_table)
         summary["quality"] = quality
-        console.print(
+        say(
             f"Against {truth}: precision {quality['precision']:.3f}, recall {quality['recall']:.3f}"
             + (f", recall beyond name-only links {quality['recall_beyond_name']:.3f}" if "recall_beyond_name" in quality else "")
         )
@@ -204,7 +221,7 @@ def link(
         facts = {key: summary[key] for key in ("linkage_model", "linked_contacts", "job_changes", "pairs_above_threshold")}
         write_linkage_report(report, linker, prepared_contacts, prepared_users, threshold, facts, result.person_ids)
         summary["report"] = str(report)
-        console.print(f"Report -> {report}")
+        say(f"Report -> {report}")
     if json_output:
         _print_json(summary)
 
@@ -217,31 +234,43 @@ def train(
     table: Optional[Path] = typer.Option(None, "--table", help="A one-row-per-lead table to train on instead of a workspace."),
     label: Optional[str] = typer.Option(None, "--label", help="Label column of --table (1/0, yes/no, won/lost)."),
     id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table, kept out of the features."),
-    model_name: str = typer.Option("leadlink", "--model-name", help="Registered model name in MLflow."),
+    model_name: Optional[str] = typer.Option(
+        None, "--model-name", help="Registered model name in MLflow (default: leadlink for workspaces, leadlink-table for tables)."
+    ),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="CSV file for rejected rows (default: beside the input)."),
     seed: int = typer.Option(0, "--seed", help="Seed for LightGBM and, for tables, the random split."),
     json_output: bool = JsonOption,
     verbose: bool = VerboseOption,
 ):
     """Train a calibrated LightGBM conversion model, log it to MLflow and register it."""
+    from leadlink.training.dataset import parse_as_of
     from leadlink.training.workflow import train_table, train_workspace
 
     if (workspace is None) == (table is None):
         raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
+    if as_of is not None:
+        parse_as_of(as_of)
+    if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
+        raise LeadlinkError(f"--model-name {model_name!r} is invalid; use letters, digits, '.', '_' and '-' (at most 100 characters).")
     if table is not None:
         if not label:
             raise LeadlinkError("--table needs --label COLUMN naming the conversion column.")
-        summary = train_table(table, label, id_column, model_name=model_name, seed=seed)
+        if as_of is not None:
+            raise LeadlinkError("--as-of applies to workspaces; a lead table has no timestamps to cut at.")
+        summary = train_table(table, label, id_column, model_name=model_name or TABLE_MODEL_NAME, rejects_path=rejects, seed=seed)
     else:
-        summary = train_workspace(workspace, as_of=as_of, model_name=model_name, seed=seed)
+        if label or id_column:
+            raise LeadlinkError("--label and --id apply to --table; a workspace's label is each deal's outcome.")
+        summary = train_workspace(workspace, as_of=as_of, model_name=model_name or WORKSPACE_MODEL_NAME, rejects_path=rejects, seed=seed)
 
     metrics = summary["metrics"]
-    console.print(
+    say(
         f"Registered {summary['model_uri']} (run {summary['run_id']}). Holdout ({summary['split']} split, "
         f"{int(metrics['n']):,} examples): ROC AUC {metrics['roc_auc']:.3f}, PR AUC {metrics['pr_auc']:.3f}, "
         f"log loss {metrics['log_loss']:.3f}, Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}"
     )
     for note in summary.get("notes", []):
-        console.print(f"  note: {note}")
+        say(f"  note: {note}")
     if json_output:
         _print_json(summary)
 
@@ -252,7 +281,9 @@ def score(
     workspace: Optional[Path] = typer.Argument(None, help="Workspace folder (or use --table)."),
     out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Score as of this ISO 8601 time (default: latest in the workspace)."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model URI (models:/name/3, models:/name@alias) or folder; default: newest registered."),
+    model: Optional[str] = typer.Option(
+        None, "--model", help="Model URI (models:/name/3, models:/name@alias) or folder; default: newest of leadlink, or of leadlink-table with --table."
+    ),
     table: Optional[Path] = typer.Option(None, "--table", help="Score a one-row-per-lead table instead of a workspace."),
     id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table (default: the one used in training)."),
     top: int = typer.Option(0, "--top", min=0, help="Print the N highest-scored leads."),
@@ -261,15 +292,21 @@ def score(
 ):
     """Score every lead with its probability, score, previous-user link and reasons."""
     from leadlink.serving.batch import score_table, score_workspace
+    from leadlink.training.dataset import parse_as_of
 
     if (workspace is None) == (table is None):
         raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
+    if as_of is not None:
+        parse_as_of(as_of)
     if table is not None:
-        summary = score_table(table, out, model_uri=model, id_column=id_column)
+        if as_of is not None:
+            raise LeadlinkError("--as-of applies to workspaces; a lead table has no timestamps to cut at.")
+        summary = score_table(table, out, model_uri=model, id_column=id_column, model_name=TABLE_MODEL_NAME)
     else:
         summary = score_workspace(workspace, out, as_of=as_of, model_uri=model)
+        say(f"Scored as of {summary['as_of']}")
 
-    console.print(f"Scored {summary['scored']:,} leads with {summary['model_version']} -> {summary['output']}")
+    say(f"Scored {summary['scored']:,} leads with {summary['model_version']} -> {summary['output']}")
     if top:
         _print_top(summary["top"].head(top))
     if json_output:
@@ -280,7 +317,7 @@ def score(
 def _print_top(top) -> None:
     table = Table(title=f"Top {len(top)} leads", show_lines=False)
     id_column = top.columns[0]
-    table.add_column(id_column)
+    table.add_column(Text(str(id_column)), no_wrap=True)
     table.add_column("probability", justify="right")
     if "previous_user" in top.columns:
         table.add_column("previous user")
@@ -290,7 +327,7 @@ def _print_top(top) -> None:
         if "previous_user" in top.columns:
             cells.append("yes" if row["previous_user"] else "no")
         cells.append(row["reasons"].replace("; ", "\n"))
-        table.add_row(*cells)
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
 

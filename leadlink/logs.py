@@ -14,17 +14,31 @@ def mask_email(text: str) -> str:
     return _EMAIL.sub(r"\1***@\2", text)
 
 
-def mask_phone(text: str, region: str = "US") -> str:
+# National formats differ by country, so a number is searched for as it
+# would be written in each of these regions. The first region accepts any
+# possible number; the others only numbers valid there, because their short
+# national plans would otherwise take dates and counts for phone numbers.
+MASK_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "SE", "DK", "AU", "IN")
+
+
+def mask_phone(text: str, regions: tuple[str, ...] = MASK_REGIONS) -> str:
     """Replace every phone number in ``text`` by its last two digits.
 
     Numbers are found with libphonenumber's matcher, which skips dates,
     times and counts that a digit pattern would catch.
     """
-    if not any(ch.isdigit() for ch in text):
-        return text
+    for position, region in enumerate(regions):
+        if sum(ch.isdigit() for ch in text) < 6:
+            break
+        leniency = phonenumbers.Leniency.POSSIBLE if position == 0 else phonenumbers.Leniency.VALID
+        text = _mask_phones_in_region(text, region, leniency)
+    return text
+
+
+def _mask_phones_in_region(text: str, region: str, leniency) -> str:
     pieces = []
     position = 0
-    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+    for match in phonenumbers.PhoneNumberMatcher(text, region, leniency=leniency):
         digits = re.sub(r"\D", "", match.raw_string)
         pieces.append(text[position : match.start] + "***" + digits[-2:])
         position = match.end

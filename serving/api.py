@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from leadlink.errors import LeadlinkError
 from leadlink.features.linkage import _orient_pairs
 from leadlink.features.pipeline import FeatureConfig, build_features
 from leadlink.features.realtime import RealtimeLinker
@@ -110,7 +111,14 @@ class ScoringService:
         self.version = model_version_label(self.model)
 
         workspace = workspace or _trained_workspace(scorer.spec)
-        self.users = load_workspace(workspace, require=("users",), tables=("users",)).users if workspace else pd.DataFrame()
+        if workspace is None:
+            raise LeadlinkError(
+                f"Model {self.model.uri} was trained on workspace {scorer.spec.get('workspace')!r}, which no longer exists; "
+                "pass --workspace with the folder that holds the users table."
+            )
+        self.users = load_workspace(workspace, require=(), tables=("users",)).users
+        if self.users.empty:
+            logger.warning("Workspace %s has no users; no contact will be recognised as a previous user.", workspace)
         self.linker = None
         if scorer.linkage_model and len(self.users):
             self.linker = RealtimeLinker(scorer.linkage_model, self.users, self.config.default_region)
@@ -157,6 +165,13 @@ def _trained_workspace(spec: dict) -> Path | None:
     return Path(path) if path and Path(path).is_dir() else None
 
 
+def _field_name(error: dict) -> str:
+    # For unparseable JSON the location is a character offset, not a field.
+    if error.get("type") == "json_invalid":
+        return "body"
+    return ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+
+
 def create_app(workspace: str | Path | None = None, model_uri: str | None = None) -> FastAPI:
     """Build the FastAPI application with the model and users loaded."""
     service = ScoringService(Path(workspace) if workspace else None, model_uri)
@@ -171,7 +186,7 @@ def create_app(workspace: str | Path | None = None, model_uri: str | None = None
     async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = error.errors()
         status = 400 if any(e.get("type") == "json_invalid" for e in errors) else 422
-        detail = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg")} for e in errors]
+        detail = [{"field": _field_name(e), "message": e.get("msg")} for e in errors]
         return JSONResponse(status_code=status, content={"detail": detail})
 
     @app.get("/healthz", response_model=Health)

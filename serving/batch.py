@@ -45,9 +45,11 @@ def score_frame(
 
 
 def check_output_path(out: Path) -> None:
-    """Fail before any work when the output format is not one we write."""
-    if out.suffix not in (".csv", ".parquet"):
+    """Fail before any work when the output cannot be written as asked."""
+    if out.suffix.lower() not in (".csv", ".parquet"):
         raise LeadlinkError(f"Output file {out} must end in .csv or .parquet.")
+    if out.is_dir():
+        raise LeadlinkError(f"Output {out} is a folder; give a file name ending in .csv or .parquet.")
 
 
 def write_table_atomically(frame: pd.DataFrame, out: Path) -> Path:
@@ -59,7 +61,7 @@ def write_table_atomically(frame: pd.DataFrame, out: Path) -> Path:
     check_output_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.partial")
-    if out.suffix == ".parquet":
+    if out.suffix.lower() == ".parquet":
         frame.to_parquet(temporary, index=False)
     else:
         frame.to_csv(temporary, index=False)
@@ -95,6 +97,16 @@ def score_workspace(
     rejects = workspace.write_problems(rejects_path or out_path.with_name(out_path.stem + ".rejects.csv"))
     moment = resolve_as_of(workspace, as_of)
     config = FeatureConfig.from_dict(scorer.spec["feature_config"])
+
+    if workspace.contacts.empty:
+        logger.warning("Workspace %s has no usable contacts; writing an empty output.", path)
+        write_table_atomically(pd.DataFrame(columns=OUTPUT_COLUMNS), out_path)
+        return {
+            "output": str(out_path), "rows": workspace.summary(), "scored": 0, "rejected": workspace.n_rejected,
+            "rejects_file": str(rejects) if rejects else None, "model_version": model_version_label(model),
+            "model_uri": model.uri, "as_of": moment.isoformat(), "previous_users": 0, "seconds": 0.0,
+            "top": pd.DataFrame(columns=OUTPUT_COLUMNS),
+        }
 
     linker = IdentityLinker(model_json=scorer.linkage_model) if scorer.linkage_model else None
     links, _, linked = link_workspace(
@@ -138,13 +150,15 @@ def score_workspace(
     }
 
 
-def score_table(path: str | Path, out: str | Path, model_uri: str | None = None, id_column: str | None = None) -> dict:
+def score_table(
+    path: str | Path, out: str | Path, model_uri: str | None = None, id_column: str | None = None, model_name: str = "leadlink-table"
+) -> dict:
     """Score a one-row-per-lead table with a model trained by ``train --table``."""
     from leadlink.training import table as lead_table
 
     check_output_path(Path(out))
     started = time.perf_counter()
-    model = load_model(model_uri)
+    model = load_model(model_uri, model_name=model_name)
     scorer = model.scorer
     if scorer.mode != "table":
         raise LeadlinkError(f"Model {model.uri} was trained on a workspace; score a workspace folder instead of --table.")
@@ -155,7 +169,9 @@ def score_table(path: str | Path, out: str | Path, model_uri: str | None = None,
     if id_column is not None and id_column not in raw.columns:
         raise LeadlinkError(f"Lead table {path} has no id column {id_column!r}; pass --id with one of {list(raw.columns)}.")
 
-    features = lead_table.table_features(raw, schema)
+    if raw.empty:
+        raise LeadlinkError(f"Lead table {path} has a header but no rows to score.")
+    features, cleared = lead_table.table_features_with_counts(raw, schema)
     probability, reasons = score_frame(scorer, features, display_names=schema.display_names)
     ids = raw[id_column].to_numpy() if id_column else np.arange(len(raw)) + 2
     output = pd.DataFrame(
@@ -173,7 +189,8 @@ def score_table(path: str | Path, out: str | Path, model_uri: str | None = None,
     logger.info("Scored %s leads in %.1f s with model %s -> %s", f"{len(output):,}", seconds, model_version_label(model), out_path)
     return {
         "output": str(out_path),
-        "rows": {"read": len(raw), "scored": len(output), "rejected": 0},
+        "rows": {"read": len(raw), "scored": len(output), "rejected": 0, "values_cleared": sum(cleared.values())},
+        "values_cleared": cleared,
         "scored": len(output),
         "model_version": model_version_label(model),
         "model_uri": model.uri,

@@ -116,7 +116,7 @@ _DESCRIBERS = {
     "country": lambda v, r: "country unknown" if _missing(v) else f"based in {str(v).upper()}",
     "has_phone": lambda v, r: "phone number on file" if v else "no phone number",
     "has_linkedin": lambda v, r: "LinkedIn profile on file" if v else "no LinkedIn profile",
-    "contact_age_days": lambda v, r: "in the CRM since recently" if _missing(v) else f"in the CRM for {_days(v)}",
+    "contact_age_days": lambda v, r: "CRM creation date unknown" if _missing(v) else f"in the CRM for {_days(v)}",
     "engagement_score": lambda v, r: f"engagement score {v:,.0f}",
     "events_last_30_days": lambda v, r: f"{v:,.0f} interactions in the last 30 days",
     "days_since_last_event": lambda v, r: "no recorded interaction" if _missing(v) else f"last interaction {_days(v)} ago".replace("today ago", "today"),

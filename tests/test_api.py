@@ -143,3 +143,35 @@ def test_openapi_lists_score_route(server):
     schema = httpx.get(f"{server}/openapi.json").json()
     assert "/v1/score" in schema["paths"]
     assert httpx.get(f"{server}/docs").status_code == 200
+
+
+def test_user_without_company_is_recognised(server, demo_workspace):
+    users = pd.read_parquet(demo_workspace / "users.parquet")
+    user = users[users["company_domain"].isna() & users["linkedin_url"].notna() & users["first_name"].notna()].iloc[0]
+    contact = {"contact_id": "web-3", "first_name": user["first_name"], "last_name": user["last_name"], "linkedin_url": user["linkedin_url"]}
+    response = httpx.post(f"{server}/v1/score", json=contact, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["matched_user_id"] == user["user_id"]
+
+
+def test_concurrent_requests_all_succeed(server, known_user):
+    from concurrent.futures import ThreadPoolExecutor
+
+    contact = {"contact_id": "web-4", "first_name": known_user["first_name"], "last_name": known_user["last_name"], "personal_email": known_user["personal_email"]}
+
+    def call(_):
+        return httpx.post(f"{server}/v1/score", json=contact, timeout=60).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        statuses = list(pool.map(call, range(48)))
+    assert statuses == [200] * 48
+
+
+def test_service_refuses_missing_workspace(trained_store, monkeypatch, tmp_path):
+    from leadlink.errors import LeadlinkError
+    from leadlink.serving.api import ScoringService
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", trained_store)
+    monkeypatch.setattr("leadlink.serving.api._trained_workspace", lambda spec: None)
+    with pytest.raises(LeadlinkError, match="pass --workspace"):
+        ScoringService(None, None)

@@ -130,8 +130,11 @@ def infer_schema(table: pd.DataFrame, label: str | None, id_column: str | None) 
         if present.nunique() <= 1:
             notes.append(f"dropped column '{source}': one value only ({present.iloc[0]!r})")
             continue
-        if _looks_like_identifier(present, kind, len(table)):
+        if _looks_like_identifier(convert_column(present, kind), kind, len(table)):
             notes.append(f"dropped column '{source}': a different value on almost every row, like an identifier")
+            continue
+        if kind == "categorical" and _looks_like_contact_data(present):
+            notes.append(f"dropped column '{source}': it holds email addresses or phone numbers, which are personal data, not features")
             continue
         columns.append(TableColumn(str(source), feature_name(source, position), kind))
     for note in notes:
@@ -149,16 +152,45 @@ def _looks_like_identifier(present: pd.Series, kind: str, n_rows: int) -> bool:
     return whole_numbers and present.nunique() == len(present) and distinct_share > IDENTIFIER_SHARE
 
 
+_EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
+_PHONE_LIKE = r"^\+?[\d\s().-]{7,}$"
+
+
+def _looks_like_contact_data(present: pd.Series) -> bool:
+    """True when most values are email addresses or phone numbers."""
+    text = present.astype(str).str.strip()
+    share = (text.str.match(_EMAIL_LIKE) | text.str.match(_PHONE_LIKE)).mean()
+    return bool(share >= 0.5)
+
+
 def table_features(table: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
     """Apply ``schema`` to a raw table; a column absent from it is all missing."""
+    features, _ = table_features_with_counts(table, schema)
+    return features
+
+
+def table_features_with_counts(table: pd.DataFrame, schema: TableSchema) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Apply ``schema`` and count, per column, values that could not be read.
+
+    Raises LeadlinkError when the table has none of the model's columns,
+    because every row would get the same score.
+    """
     missing = [c.source for c in schema.columns if c.source not in table.columns]
+    if len(missing) == len(schema.columns):
+        raise LeadlinkError(f"The table has none of the model's {len(schema.columns)} columns (such as {missing[:3]}); it cannot be scored with this model.")
     if missing:
         logger.warning("Lead table lacks %d model column(s), scored as missing: %s", len(missing), missing)
-    features = {}
+    features, cleared = {}, {}
     for column in schema.columns:
         raw = table[column.source] if column.source in table.columns else pd.Series(None, index=table.index, dtype="object")
-        features[column.name] = convert_column(clean_values(raw), column.kind)
-    return pd.DataFrame(features, index=table.index)
+        cleaned = clean_values(raw)
+        converted = convert_column(cleaned, column.kind)
+        unreadable = int((converted.isna() & cleaned.notna()).sum())
+        if unreadable:
+            cleared[column.source] = unreadable
+            logger.warning("Lead table column %r: %s value(s) are not %s and were treated as missing", column.source, f"{unreadable:,}", column.kind)
+        features[column.name] = converted
+    return pd.DataFrame(features, index=table.index), cleared
 
 
 def parse_labels(values: pd.Series) -> pd.Series:
@@ -189,8 +221,16 @@ def check_columns(table: pd.DataFrame, path: str | Path, label: str | None, id_c
 
 def split_labelled_rows(table: pd.DataFrame, path: str | Path, label: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Return usable rows, their labels, and the rejected rows with reasons."""
+    if table.empty:
+        raise TrainingError(f"Lead table {path} has a header but no rows.")
     labels = parse_labels(table[label])
     usable = labels.notna()
+    if not usable.any():
+        seen = table[label].dropna().astype(str).unique()[:10].tolist()
+        raise TrainingError(
+            f"No row of {path} has a readable label in column {label!r}; found values {seen}. "
+            "Expected 1/0, yes/no, true/false, won/lost or converted/not converted."
+        )
     rejects = pd.DataFrame(
         {
             "table": str(path),

@@ -67,11 +67,11 @@ def category_levels(values: pd.Series) -> list[str]:
     return sorted(frequent.index.tolist()) + [MISSING_CATEGORY, OTHER_CATEGORY]
 
 
-def _check_enough_data(labels: np.ndarray, slices: dict[str, np.ndarray]) -> None:
+def _check_enough_data(labels: np.ndarray, slices: dict[str, np.ndarray], remedy: str) -> None:
     if len(labels) < MIN_EXAMPLES:
         raise TrainingError(
             f"Only {len(labels):,} labelled examples; at least {MIN_EXAMPLES} are needed for a "
-            "train, calibration and holdout slice. Add more closed deals or move --as-of later."
+            f"train, calibration and holdout slice. {remedy}"
         )
     for name, positions in slices.items():
         wins = int(labels[positions].sum())
@@ -79,7 +79,7 @@ def _check_enough_data(labels: np.ndarray, slices: dict[str, np.ndarray]) -> Non
         if min(wins, losses) < MIN_CLASS_PER_SLICE:
             raise TrainingError(
                 f"The {name} slice has {wins} positive and {losses} negative examples; each slice needs "
-                f"at least {MIN_CLASS_PER_SLICE} of both. Add more closed deals."
+                f"at least {MIN_CLASS_PER_SLICE} of both. {remedy}"
             )
 
 
@@ -105,7 +105,8 @@ def fit_lead_model(
         order = np.random.default_rng(seed).permutation(len(labels))
         split = "random"
     train, calibration, holdout = split_slices(len(labels), order)
-    _check_enough_data(labels, {"train": train, "calibration": calibration, "holdout": holdout})
+    remedy = "Add more closed deals or move --as-of later." if times is not None else "Add more labelled rows with both outcomes."
+    _check_enough_data(labels, {"train": train, "calibration": calibration, "holdout": holdout}, remedy)
 
     spec = {
         "features": _feature_entries(features.iloc[train], feature_kinds),
