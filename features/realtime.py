@@ -37,6 +37,11 @@ logger = logging.getLogger(__name__)
 MAX_USERS_PER_KEY = 500
 
 
+# Fields whose agreement is evidence beyond the name without being a
+# blocking key of their own (see RealtimeLinker.candidates).
+CONTEXT_COLUMNS = ("city", "company_domain", "date_of_birth", "postcode", "address")
+
+
 @dataclass(frozen=True)
 class TermFrequencyAdjustment:
     column: str
@@ -143,6 +148,7 @@ class RealtimeLinker:
         self._tf = {column: dict(zip(table[column], table[f"tf_{column}"])) for column, table in tables.items()}
         self._index = self._build_index(prepared)
         self._records = self._user_records(prepared)
+        self._context = {column: prepared[column].to_numpy(dtype=object) for column in CONTEXT_COLUMNS}
         logger.info("Real-time linkage index built over %s users", f"{len(prepared):,}")
 
     @property
@@ -175,24 +181,42 @@ class RealtimeLinker:
             record[f"tf_{column}"] = self._tf[column].get(value) if value is not None else None
         return record
 
-    def candidates(self, contact: dict) -> np.ndarray:
-        """Return positions of users sharing at least one blocking key with ``contact``."""
+    def candidates(self, contact: dict, linkable_only: bool = False) -> np.ndarray:
+        """Return positions of users sharing at least one blocking key with ``contact``.
+
+        With ``linkable_only``, users found only through the full-name key
+        are kept when they also share a city, company, birth date, postcode
+        or address: without one of those they agree on nothing but the name
+        (any shared strong key would have found them through its own key),
+        so the evidence rule could never accept them as a link.
+        """
         found = []
         for key in BLOCKING_KEYS:
             value = tuple(contact.get(column) for column in key)
             if any(part is None for part in value):
                 continue
             positions = self._index[key].get(value)
-            if positions is not None:
-                found.append(positions)
+            if positions is None:
+                continue
+            if linkable_only and key == ("first_name", "last_name"):
+                positions = positions[self._shares_context(contact, positions)]
+            found.append(positions)
         if not found:
             return np.empty(0, dtype=np.int64)
         return np.unique(np.concatenate(found))
 
-    def score_candidates(self, contact: dict) -> list[dict]:
+    def _shares_context(self, contact: dict, positions: np.ndarray) -> np.ndarray:
+        shared = np.zeros(len(positions), dtype=bool)
+        for column, values in self._context.items():
+            value = contact.get(column)
+            if value is not None:
+                shared |= values[positions] == value
+        return shared
+
+    def score_candidates(self, contact: dict, linkable_only: bool = False) -> list[dict]:
         """Return every candidate pair of a prepared contact with weight and evidence."""
         scored = []
-        for position in self.candidates(contact):
+        for position in self.candidates(contact, linkable_only):
             user = self._records[position]
             weight, evidence = self.weights.score(contact, user)
             scored.append(
@@ -209,7 +233,7 @@ class RealtimeLinker:
         """Return the best user for one contact given as raw contract fields, or None."""
         contact = self._add_term_frequencies(prepare_identity_record(fields, "contact_id", self.default_region))
         best = None
-        for pair in self.score_candidates(contact):
+        for pair in self.score_candidates(contact, linkable_only=require_evidence_beyond_name):
             if pair["match_probability"] < threshold:
                 continue
             if require_evidence_beyond_name and not set(filter(None, pair["evidence"].split(","))) - NAME_ONLY_EVIDENCE:

@@ -151,3 +151,12 @@ def test_link_quality_by_hand():
     assert quality["recall"] == pytest.approx(2 / 4)
     # Beyond a name: C1 (phone) and C3 (city); only C1 is found.
     assert quality["recall_beyond_name"] == pytest.approx(1 / 2)
+
+
+def test_realtime_links_equal_batch_links(fitted):
+    workspace, links, linker = fitted
+    realtime = RealtimeLinker(linker.model_json_, workspace.users)
+    batch = links.set_index("contact_id")["user_id"].to_dict()
+    for record in workspace.contacts.to_dict("records"):
+        best = realtime.link_record(record, threshold=0.8)
+        assert (best["user_id"] if best else None) == batch.get(record["contact_id"]), record["contact_id"]
