@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from leadlink.features import normalize
@@ -37,16 +38,22 @@ IDENTITY_COLUMNS = [
 def _map_unique(series: pd.Series, function: Callable) -> pd.Series:
     """Apply ``function`` once per distinct value; names and cities repeat a lot.
 
-    Missing values of any form reach ``function`` as None.
+    Missing values of any form (None, NaN, pd.NA, blank text) reach
+    ``function`` as None.
     """
     values = series.astype("object")
-    missing = values.map(normalize.is_missing).astype(bool)
+    missing = series.isna().to_numpy(dtype=bool, copy=True)
+    if pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
+        is_text = values.map(lambda value: isinstance(value, str)).to_numpy(dtype=bool)
+        blank = np.zeros(len(values), dtype=bool)
+        if is_text.any():
+            blank[is_text] = values[is_text].str.strip().eq("").to_numpy(dtype=bool)
+        missing |= blank
     present = values[~missing]
     lookup = {value: function(value) for value in pd.unique(present)}
     result = pd.Series([function(None)] * len(values), index=values.index, dtype="object")
     if len(present):
-        mapped = [lookup[value] for value in present]
-        result[~missing] = pd.Series(mapped, index=present.index, dtype="object")
+        result[~missing] = present.map(lookup)
     return result
 
 

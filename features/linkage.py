@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from splink import Linker, SettingsCreator, block_on
 
-from leadlink.engine import create_db_api, create_sql_connection
+from leadlink.engine import close_db_api, create_db_api, create_sql_connection
 from leadlink.features.comparisons import COMPARISON_NAMES, COMPARISONS
 from leadlink.errors import LinkageError
 from leadlink.features.identity import prepare_identity_frame
@@ -296,7 +296,9 @@ class IdentityLinker:
             except Exception as error:  # noqa: BLE001 - one empty session must not stop training
                 logger.warning("EM pass blocked on %s was skipped: %s", session_rule, error)
 
-        return fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users))
+        model = fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users))
+        close_db_api(linker._db_api)
+        return model
 
     def predict_pairs(
         self, contacts: pd.DataFrame, users: pd.DataFrame, threshold: float = 0.0, person_ids: pd.Series | None = None
@@ -311,9 +313,10 @@ class IdentityLinker:
         self.comparisons_ = check_blocking(contacts, users, self.max_comparisons_per_rule)
         linker = self._new_linker(contacts, users, self.model_json_, person_ids)
         predictions = linker.inference.predict(threshold_match_probability=threshold or None, warning_mode="never")
-        pairs = predictions.as_pandas_dataframe()
+        pairs = _orient_pairs(predictions.as_pandas_dataframe())
+        close_db_api(linker._db_api)
         seconds = {"predict": round(time.perf_counter() - started, 3)}
-        return _orient_pairs(pairs), seconds
+        return pairs, seconds
 
     def link(
         self,
@@ -439,17 +442,20 @@ def link_workspace(
     return result.links, linker, result
 
 
-def resolve_linker(model_json: Path | None = None, retrain: bool = False, model_uri: str | None = None) -> tuple[IdentityLinker | None, str]:
+def resolve_linker(
+    model_json: Path | None = None, retrain: bool = False, model_uri: str | None = None
+) -> tuple[IdentityLinker | None, str, str | None]:
     """Choose the linkage model: a JSON file, a registered model's, or a new one.
 
-    Returns the linker (None means "estimate a new model") and a sentence
-    saying which was chosen. Without a registered model, a new one is
+    Returns the linker (None means "estimate a new model"), a sentence
+    saying which was chosen, and the phone region the registered model was
+    trained with, if any. Without a registered model, a new one is
     estimated rather than failing.
     """
     if model_json is not None:
-        return IdentityLinker.load(model_json), f"loaded from {model_json}"
+        return IdentityLinker.load(model_json), f"loaded from {model_json}", None
     if retrain:
-        return None, "estimated afresh (--retrain)"
+        return None, "estimated afresh (--retrain)", None
 
     from leadlink.errors import ModelNotFoundError
     from leadlink.serving.model import load_model
@@ -460,11 +466,12 @@ def resolve_linker(model_json: Path | None = None, retrain: bool = False, model_
         if model_uri is not None:
             raise
         logger.info("No registered model to take a linkage model from (%s)", error)
-        return None, "estimated afresh (no registered model yet)"
+        return None, "estimated afresh (no registered model yet)", None
     if registered.scorer.linkage_model is None:
-        return None, f"estimated afresh ({registered.uri} has no linkage model)"
+        return None, f"estimated afresh ({registered.uri} has no linkage model)", None
     label = f"{registered.name}/{registered.version}" if registered.name else registered.uri
-    return IdentityLinker(model_json=registered.scorer.linkage_model), f"reused from {label}"
+    region = registered.scorer.spec.get("feature_config", {}).get("default_region")
+    return IdentityLinker(model_json=registered.scorer.linkage_model), f"reused from {label}", region
 
 
 def _has_identity(prepared: pd.DataFrame) -> bool:

@@ -434,7 +434,8 @@ def _validate_table(spec: TableSpec, raw: pd.DataFrame, path: Path | None) -> tu
 
     frame = raw.reset_index(drop=True).copy()
     frame["row_number"] = np.arange(len(frame)) + _FIRST_DATA_ROW
-    problems = _ProblemLog(spec.name, spec.unique_id or spec.columns[0].name, original=frame.copy())
+    # A shallow copy: with copy-on-write it keeps the file's values without duplicating them.
+    problems = _ProblemLog(spec.name, spec.unique_id or spec.columns[0].name, original=frame.copy(deep=False))
     keep = pd.Series(True, index=frame.index)
     if OVERLONG_COLUMN in frame.columns:
         overlong = frame.pop(OVERLONG_COLUMN).astype(bool)
@@ -511,6 +512,16 @@ def _check_table_rules(spec: TableSpec, frame: pd.DataFrame, keep: pd.Series, pr
         duplicated = frame[spec.unique_id].duplicated(keep="first") & keep & frame[spec.unique_id].notna()
         problems.add(frame, duplicated, spec.unique_id, "a unique id (this id appears on an earlier row)", "rejected")
         ok &= ~duplicated
+        if duplicated.any():
+            offenders = frame.loc[duplicated, spec.unique_id].unique()
+            logger.warning(
+                "%s: %s row(s) repeat an earlier %s and were rejected; repeated ids: %s%s",
+                spec.name,
+                f"{int(duplicated.sum()):,}",
+                spec.unique_id,
+                ", ".join(map(str, offenders[:10])),
+                " ..." if len(offenders) > 10 else "",
+            )
 
     if spec.name == "deals":
         outcome = frame["outcome"].str.lower()

@@ -164,7 +164,9 @@ def link(
     all_pairs: Optional[Path] = typer.Option(None, "--all-pairs", help="Also write every candidate pair at or above the threshold."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with Splink's charts to this file."),
     max_comparisons: int = typer.Option(100_000_000, "--max-comparisons", min=1, help="Refuse a blocking rule that generates more pairs."),
-    default_region: str = typer.Option("US", "--default-region", help="ISO country code for phone numbers without a country code."),
+    default_region: Optional[str] = typer.Option(
+        None, "--default-region", help="ISO country code for phone numbers without a country code (default: the reused model's, else US)."
+    ),
     truth: Optional[Path] = typer.Option(None, "--truth", help="True links (contact_id, user_id) to report precision and recall."),
     json_output: bool = JsonOption,
     verbose: bool = VerboseOption,
@@ -181,7 +183,8 @@ def link(
         check_output_path(all_pairs)
     loaded = load_workspace(workspace, require=("contacts", "users"), tables=("contacts", "users"))
     rejects = loaded.write_problems(workspace / "rejects.csv")
-    linker, source = resolve_linker(model_json=model_json, retrain=retrain, model_uri=model)
+    linker, source, model_region = resolve_linker(model_json=model_json, retrain=retrain, model_uri=model)
+    default_region = (default_region or model_region or "US").upper()
     say(f"Linkage model: {source}")
     links, linker, result = link_workspace(
         loaded.contacts, loaded.users, linker=linker, threshold=threshold, default_region=default_region, max_comparisons_per_rule=max_comparisons
@@ -238,11 +241,13 @@ def train(
         None, "--model-name", help="Registered model name in MLflow (default: leadlink for workspaces, leadlink-table for tables)."
     ),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="CSV file for rejected rows (default: beside the input)."),
+    default_region: str = typer.Option("US", "--default-region", help="ISO country code for phone numbers without a country code; kept with the model."),
     seed: int = typer.Option(0, "--seed", help="Seed for LightGBM and, for tables, the random split."),
     json_output: bool = JsonOption,
     verbose: bool = VerboseOption,
 ):
     """Train a calibrated LightGBM conversion model, log it to MLflow and register it."""
+    from leadlink.features.pipeline import FeatureConfig
     from leadlink.training.dataset import parse_as_of
     from leadlink.training.workflow import train_table, train_workspace
 
@@ -261,7 +266,10 @@ def train(
     else:
         if label or id_column:
             raise LeadlinkError("--label and --id apply to --table; a workspace's label is each deal's outcome.")
-        summary = train_workspace(workspace, as_of=as_of, model_name=model_name or WORKSPACE_MODEL_NAME, rejects_path=rejects, seed=seed)
+        config = FeatureConfig(default_region=default_region)
+        summary = train_workspace(
+            workspace, as_of=as_of, model_name=model_name or WORKSPACE_MODEL_NAME, rejects_path=rejects, seed=seed, config=config
+        )
 
     metrics = summary["metrics"]
     say(

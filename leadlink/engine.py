@@ -27,7 +27,9 @@ def create_db_api(engine: str = "duckdb", threads: int | None = None):
         connection = duckdb.connect(":memory:")
         if threads:
             connection.execute(f"SET threads TO {int(threads)}")
-        # Splink spills intermediate tables to disk when memory runs short.
+        # DuckDB would take up to 80% of RAM by default; a cap leaves room
+        # for the pandas frames beside it and makes large joins spill to disk.
+        connection.execute(f"SET memory_limit = '{_memory_limit()}'")
         connection.execute(f"SET temp_directory = '{_temp_directory()}'")
         return DuckDBAPI(connection=connection)
 
@@ -35,6 +37,17 @@ def create_db_api(engine: str = "duckdb", threads: int | None = None):
         f"Linkage engine '{engine}' is not supported here; expected one of {SUPPORTED_ENGINES}. "
         "Spark runs need pyspark and a Spark session, which this install does not provide."
     )
+
+
+def _memory_limit() -> str:
+    return os.environ.get("LEADLINK_DUCKDB_MEMORY", "3GB").replace("'", "")
+
+
+def close_db_api(db_api) -> None:
+    """Close the engine connection behind a Splink database API, freeing its memory."""
+    connection = getattr(db_api, "_con", None)
+    if connection is not None:
+        connection.close()
 
 
 def _temp_directory() -> str:

@@ -365,7 +365,7 @@ def generate_workspace(out_dir: str | Path, n_contacts: int = 20_000, seed: int 
     stages.close()
 
     summary = _summarise(tables, truth_links, deals)
-    logger.info("Wrote workspace to %s: %s", out_path, summary["rows"])
+    logger.info("Wrote workspace to %s: %s", out_path, ", ".join(f"{name} {count:,}" for name, count in summary["rows"].items()))
     return summary
 
 

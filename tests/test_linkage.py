@@ -160,3 +160,12 @@ def test_realtime_links_equal_batch_links(fitted):
     for record in workspace.contacts.to_dict("records"):
         best = realtime.link_record(record, threshold=0.8)
         assert (best["user_id"] if best else None) == batch.get(record["contact_id"]), record["contact_id"]
+
+
+def test_empty_identity_column_is_reported(demo_workspace, caplog):
+    workspace = load_workspace(demo_workspace, tables=("contacts", "users"))
+    users = workspace.users.drop(columns=["phone"])
+    with caplog.at_level("WARNING", logger="leadlink.features.linkage"):
+        links, _, _ = link_workspace(workspace.contacts, users)
+    assert len(links) > 0
+    assert "users.phone is filled on 0.0% of rows" in caplog.text
