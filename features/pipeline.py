@@ -17,29 +17,13 @@ import pandas as pd
 
 from leadlink.engine import create_sql_connection
 from leadlink.features import normalize, titles
+from leadlink.features.workspace import CONTRACT, KNOWN_EVENT_TYPES
 
 logger = logging.getLogger(__name__)
 
 # Engagement keys: the known event types, with page views split by page kind
 # because a product page says more about buying intent than the home page.
-ENGAGEMENT_KEYS = (
-    "home_page_view",
-    "page_view",
-    "product_page_view",
-    "pricing_page_view",
-    "demo_request",
-    "trial_signup",
-    "email_open",
-    "email_click",
-    "email_bounce",
-    "webinar_registered",
-    "webinar_attended",
-    "content_download",
-    "chat",
-    "form_submit",
-    "unsubscribe",
-    "other",
-)
+ENGAGEMENT_KEYS = ("home_page_view", *KNOWN_EVENT_TYPES, "other")
 
 # Points per event for the summed engagement score; negative events subtract.
 DEFAULT_EVENT_WEIGHTS = {
@@ -148,8 +132,6 @@ def feature_specs() -> list[FeatureSpec]:
 
 def _with_contract_columns(frame: pd.DataFrame, table: str) -> pd.DataFrame:
     """Add any contract column the frame lacks, empty, so callers may pass partial tables."""
-    from leadlink.features.workspace import CONTRACT
-
     missing = [column.name for column in CONTRACT[table].columns if column.name not in frame.columns]
     if not missing:
         return frame

@@ -102,6 +102,19 @@ def _print_counts(rows: dict) -> None:
     console.print(table)
 
 
+def _check_input_choice(workspace: Path | None, table: Path | None, as_of: str | None) -> None:
+    """Raise unless exactly one input is given and --as-of fits it."""
+    from leadlink.training.dataset import parse_as_of
+
+    if (workspace is None) == (table is None):
+        raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
+    if as_of is None:
+        return
+    if table is not None:
+        raise LeadlinkError("--as-of applies to workspaces; a lead table has no timestamps to cut at.")
+    parse_as_of(as_of)
+
+
 @app.command()
 @_command
 def generate(
@@ -248,20 +261,14 @@ def train(
 ):
     """Train a calibrated LightGBM conversion model, log it to MLflow and register it."""
     from leadlink.features.pipeline import FeatureConfig
-    from leadlink.training.dataset import parse_as_of
     from leadlink.training.workflow import train_table, train_workspace
 
-    if (workspace is None) == (table is None):
-        raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
-    if as_of is not None:
-        parse_as_of(as_of)
+    _check_input_choice(workspace, table, as_of)
     if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
         raise LeadlinkError(f"--model-name {model_name!r} is invalid; use letters, digits, '.', '_' and '-' (at most 100 characters).")
     if table is not None:
         if not label:
             raise LeadlinkError("--table needs --label COLUMN naming the conversion column.")
-        if as_of is not None:
-            raise LeadlinkError("--as-of applies to workspaces; a lead table has no timestamps to cut at.")
         summary = train_table(table, label, id_column, model_name=model_name or TABLE_MODEL_NAME, rejects_path=rejects, seed=seed)
     else:
         if label or id_column:
@@ -300,15 +307,9 @@ def score(
 ):
     """Score every lead with its probability, score, previous-user link and reasons."""
     from leadlink.serving.batch import score_table, score_workspace
-    from leadlink.training.dataset import parse_as_of
 
-    if (workspace is None) == (table is None):
-        raise LeadlinkError("Give either a WORKSPACE folder or --table FILE, not both or neither.")
-    if as_of is not None:
-        parse_as_of(as_of)
+    _check_input_choice(workspace, table, as_of)
     if table is not None:
-        if as_of is not None:
-            raise LeadlinkError("--as-of applies to workspaces; a lead table has no timestamps to cut at.")
         summary = score_table(table, out, model_uri=model, id_column=id_column, model_name=TABLE_MODEL_NAME)
     else:
         summary = score_workspace(workspace, out, as_of=as_of, model_uri=model)
