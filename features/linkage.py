@@ -128,7 +128,7 @@ def build_settings() -> SettingsCreator:
 
 # People keep several personal addresses and phones, and LinkedIn handles
 # get renamed, so two records of one person can disagree on a strong key.
-# Unsupervised training rarely sees such pairs and would make disagreement
+# Unsupervised training rarely meets such pairs and would make disagreement
 # all but impossible for a match (m near 0, a weight near -20). These floors
 # on m of the "else" level keep one disagreeing key from vetoing a link that
 # other evidence supports; they are modelling assumptions, not estimates.
@@ -521,7 +521,7 @@ def report_column_completeness(contacts: pd.DataFrame, users: pd.DataFrame, mini
             if filled < minimum_share:
                 logger.warning("Linkage: %s.%s is filled on %.1f%% of rows; its comparison cannot be trained.", side, column, 100 * filled)
             elif distinct == 1:
-                logger.warning("Linkage: %s.%s holds a single value; its comparison carries no evidence.", side, column)
+                logger.warning("Linkage: %s.%s has a single distinct value; its comparison carries no evidence.", side, column)
     return report
 
 

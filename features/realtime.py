@@ -186,9 +186,9 @@ class RealtimeLinker:
 
         With ``linkable_only``, users found only through the full-name key
         are kept when they also share a city, company, birth date, postcode
-        or address: without one of those they agree on nothing but the name
-        (any shared strong key would have found them through its own key),
-        so the evidence rule could never accept them as a link.
+        or address. Without one of those they agree on nothing but the name,
+        because a shared strong key would have found them through its own
+        key, so the evidence rule could never accept them as a link.
         """
         found = []
         for key in BLOCKING_KEYS:

@@ -40,7 +40,7 @@ class TableColumn:
 
 @dataclass
 class TableSchema:
-    """How raw table columns become model features; stored with the model."""
+    """The mapping from raw table columns to model features, stored with the model."""
 
     columns: list[TableColumn]
     label: str | None
