@@ -137,19 +137,31 @@ KEY_DISAGREEMENT_M_FLOOR = {"personal_email": 0.10, "phone": 0.15, "linkedin": 0
 UNTRAINED_M = 0.01
 
 
-def fill_untrained_parameters(model_json: dict, n_users: int) -> dict:
+def _default_m_values(linker: Linker) -> dict[str, list[float | None]]:
+    """Splink's starting m per non-null level, highest for the strongest level."""
+    defaults = {}
+    for comparison in linker._settings_obj.comparisons:
+        levels = [level for level in comparison.comparison_levels if not level.is_null_level]
+        defaults[comparison.output_column_name] = [level.default_m_probability for level in levels]
+    return defaults
+
+
+def fill_untrained_parameters(model_json: dict, n_users: int, default_m: dict[str, list] | None = None) -> dict:
     """Give every level an m and a u, and apply the disagreement floors.
 
-    A level with no u estimate is one that random pairs never reached, so
-    its u is set to 1 in ``n_users``: the chance that a random user shares
-    a near-unique key. m and u are then rescaled to sum to 1 per comparison.
+    A level EM never trained takes Splink's default m for its position
+    (``default_m``), or a small m when there is none. A level with no u
+    estimate is one that random pairs never reached, so its u is set to 1 in
+    ``n_users``: the chance that a random user shares a near-unique key. m
+    and u are then rescaled to sum to 1 per comparison.
     """
     model = json.loads(json.dumps(model_json))
     for comparison in model["comparisons"]:
         name = comparison.get("output_column_name")
         levels = [level for level in comparison["comparison_levels"] if not level.get("is_null_level")]
-        for level in levels:
-            level.setdefault("m_probability", UNTRAINED_M)
+        fallbacks = (default_m or {}).get(name) or [None] * len(levels)
+        for level, fallback in zip(levels, fallbacks):
+            level.setdefault("m_probability", fallback if fallback else UNTRAINED_M)
             level.setdefault("u_probability", 1.0 / max(n_users, 1))
         floor = KEY_DISAGREEMENT_M_FLOOR.get(name)
         if floor is not None and levels[-1]["m_probability"] < floor:
@@ -289,14 +301,24 @@ class IdentityLinker:
         except Exception as error:  # Splink raises plain exceptions on degenerate data.
             logger.warning("Could not estimate the match prior (%s); using 1 in 10,000 pairs.", error)
 
+        prior = linker._settings_obj._probability_two_random_records_match
         linker.training.estimate_u_using_random_sampling(max_pairs=2e6, seed=self.seed)
-        for session_rule in (block_on("first_name", "last_name"), block_on("phone"), block_on("linkedin")):
+        sessions = (("first_name", "last_name"), ("phone",), ("linkedin",), ("personal_email",))
+        for key in sessions:
+            if not (contacts[list(key)].notna().all(axis=1).any() and users[list(key)].notna().all(axis=1).any()):
+                logger.info("EM pass blocked on %s skipped: no record has it on both sides", rule_name(key))
+                continue
             try:
-                linker.training.estimate_parameters_using_expectation_maximisation(session_rule)
-            except Exception as error:  # noqa: BLE001 - one empty session must not stop training
-                logger.warning("EM pass blocked on %s was skipped: %s", session_rule, error)
+                linker.training.estimate_parameters_using_expectation_maximisation(block_on(*key))
+            except Exception as error:  # noqa: BLE001 - one failed session must not stop training
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                logger.warning("EM pass blocked on %s was skipped: %s", rule_name(key), reason)
+        # A failed EM session can leave its own match rate behind as the
+        # global prior; the estimate from deterministic rules is the one meant.
+        linker._settings_obj._probability_two_random_records_match = prior
 
-        model = fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users))
+        defaults = _default_m_values(linker)
+        model = fill_untrained_parameters(linker.misc.save_model_to_json(), n_users=len(users), default_m=defaults)
         close_db_api(linker._db_api)
         return model
 

@@ -3,8 +3,9 @@
 A product's user base often has the same person twice, for example after a
 sign-up with a work email and another with a personal one. Two user records
 belong to the same person when they share a strong key (personal email,
-phone or LinkedIn handle), directly or through a chain of records. Names are
-not a key here, because namesakes would merge.
+phone or LinkedIn handle), directly or through a chain of records, unless
+that key value is shared by so many records that it cannot be personal.
+Names are not a key here, because namesakes would merge.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 PERSON_KEYS = ("personal_email", "phone", "linkedin")
+# A personal key shared by more records than this is not personal: an office
+# switchboard, a "test@test.com" placeholder or a default number would
+# otherwise merge unrelated people into one.
+MAX_RECORDS_PER_KEY = 3
 
 
 def assign_person_ids(prepared_users: pd.DataFrame) -> pd.Series:
@@ -30,7 +35,10 @@ def assign_person_ids(prepared_users: pd.DataFrame) -> pd.Series:
     rows, cols = [], []
     for key in PERSON_KEYS:
         values = prepared_users[key]
-        present = values.notna().to_numpy()
+        present = values.notna().to_numpy(copy=True)
+        if present.any():
+            counts = values[present].map(values[present].value_counts())
+            present[np.flatnonzero(present)[(counts > MAX_RECORDS_PER_KEY).to_numpy()]] = False
         if not present.any():
             continue
         codes = pd.factorize(values[present])[0]

@@ -338,6 +338,9 @@ def _summarise_person_records(records: pd.DataFrame, n_rows: int) -> pd.DataFram
     ).reindex(np.arange(n_rows))
     summary["known"] = summary["as_of"].notna()
     summary["tenure_days"] = _days_between(summary["last_end"], summary["first_signed"])
+    # Accounts used side by side share calendar days, so their sum cannot
+    # exceed the days between the first sign-up and the last activity.
+    summary["active_days"] = summary["active_days"].clip(upper=summary["tenure_days"].fillna(np.inf) + 1)
     summary["days_since_active"] = _days_between(summary["as_of"], summary["last_end"])
     return summary
 

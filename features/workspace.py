@@ -278,9 +278,34 @@ def _read_csv_text(path: Path) -> pd.DataFrame:
     # column into the index and shifting every value one column left.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], index_col=False)
+        except pd.errors.ParserError:
+            # Some row has more fields than the header: read it record by
+            # record instead, so that the row can be rejected, not the file.
+            return _read_csv_records(path)
     if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
         frame[OVERLONG_COLUMN] = _overlong_rows(path, len(frame.columns))
+    return frame
+
+
+def _read_csv_records(path: Path) -> pd.DataFrame:
+    """Read a CSV with Python's csv module, cutting rows to the header's width."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = [name for name in next(reader, [])]
+        while header and header[-1].strip() == "":
+            header.pop()  # a trailing delimiter on the header line
+        width = len(header)
+        rows, overlong = [], []
+        for record in reader:
+            if not record:
+                continue
+            overlong.append(len(record) > width and any(value.strip() for value in record[width:]))
+            rows.append((record + [""] * width)[:width])
+    frame = pd.DataFrame(rows, columns=header, dtype="string")
+    frame = frame.mask(frame.eq(""))
+    frame[OVERLONG_COLUMN] = np.array(overlong, dtype=bool)
     return frame
 
 
@@ -424,6 +449,12 @@ _EXPECTED = {
 
 def _validate_table(spec: TableSpec, raw: pd.DataFrame, path: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, TableCounts]:
     """Coerce one table to the contract and split off the rows it cannot use."""
+    # A trailing delimiter on the header line makes pandas add an empty
+    # "Unnamed: N" column; it carries nothing, so it is dropped with a note.
+    empty_unnamed = [c for c in raw.columns if str(c).startswith("Unnamed: ") and raw[c].isna().all()]
+    if empty_unnamed:
+        logger.info("%s: dropped empty unnamed column(s) %s", spec.name, empty_unnamed)
+        raw = raw.drop(columns=empty_unnamed)
     raw = _match_contract_names(raw, spec)
     missing = [c for c in spec.required_columns if c not in raw.columns]
     if missing:

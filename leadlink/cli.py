@@ -35,6 +35,7 @@ app = typer.Typer(
 # Piped output keeps long lines whole instead of wrapping them at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 200, markup=False, highlight=False)
 logger = logging.getLogger("leadlink.cli")
+CONTACT_COLUMNS = frozenset({"email", "personal_email", "phone", "contact_id", "user_id"})
 WORKSPACE_MODEL_NAME = "leadlink"
 TABLE_MODEL_NAME = "leadlink-table"
 MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -153,7 +154,7 @@ def validate(
         say(f"{len(loaded.problems):,} problem(s); the first {min(show, len(loaded.problems))}:")
         for problem in loaded.problems.head(show).itertuples(index=False):
             # The rejects file keeps values as they are; the terminal masks emails and phones.
-            value = mask_personal_data(str(problem.value))
+            value = mask_personal_data(str(problem.value)) if problem.column in CONTACT_COLUMNS or "@" in str(problem.value) else problem.value
             say(f"  {problem.table} row {problem.row} column {problem.column}: value {value!r}, expected {problem.expected} ({problem.severity})")
         say(f"All problems are in {written}")
     else:
@@ -174,7 +175,9 @@ def link(
     model: Optional[str] = typer.Option(None, "--model", help="Registered model whose linkage model to reuse (default: newest)."),
     model_json: Optional[Path] = typer.Option(None, "--model-json", help="Reuse a Splink model saved with --save-model."),
     save_model: Optional[Path] = typer.Option(None, "--save-model", help="Write the Splink model JSON to this file."),
-    all_pairs: Optional[Path] = typer.Option(None, "--all-pairs", help="Also write every candidate pair at or above the threshold."),
+    all_pairs: Optional[Path] = typer.Option(
+        None, "--all-pairs", help="Also write every pair at or above the threshold that has evidence beyond the name."
+    ),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with Splink's charts to this file."),
     max_comparisons: int = typer.Option(100_000_000, "--max-comparisons", min=1, help="Refuse a blocking rule that generates more pairs."),
     default_region: Optional[str] = typer.Option(
@@ -194,6 +197,11 @@ def link(
     check_output_path(out)
     if all_pairs is not None:
         check_output_path(all_pairs)
+        if all_pairs.resolve() == out.resolve():
+            raise LeadlinkError(f"--out and --all-pairs both name {out}; give the pairs their own file.")
+    if retrain and (model is not None or model_json is not None):
+        raise LeadlinkError("--retrain estimates a new model; leave out --model and --model-json, or leave out --retrain.")
+    truth_table = _read_truth(truth) if truth is not None else None
     loaded = load_workspace(workspace, require=("contacts", "users"), tables=("contacts", "users"))
     rejects = loaded.write_problems(workspace / "rejects.csv")
     linker, source, model_region = resolve_linker(model_json=model_json, retrain=retrain, model_uri=model)
@@ -221,9 +229,6 @@ def link(
     }
     say(f"Linked {len(links):,} of {len(loaded.contacts):,} contacts to a product user -> {out}")
     if truth is not None:
-        truth_table = pd.read_parquet(truth) if truth.suffix.lower() == ".parquet" else pd.read_csv(truth, dtype=str)
-        if not {"contact_id", "user_id"} <= set(truth_table.columns):
-            raise LeadlinkError(f"--truth {truth} needs contact_id and user_id columns; it has {list(truth_table.columns)}.")
         quality = link_quality(links, truth_table)
         summary["quality"] = quality
         say(
@@ -240,6 +245,22 @@ def link(
         say(f"Report -> {report}")
     if json_output:
         _print_json(summary)
+
+
+def _read_truth(path: Path):
+    """Read true links before any work, so a bad file fails fast."""
+    import pandas as pd
+
+    from leadlink.features.workspace import read_table_file
+
+    table = read_table_file(path) if path.suffix.lower() in (".csv", ".parquet") else None
+    if table is None:
+        raise LeadlinkError(f"--truth {path} must be a .csv or .parquet file.")
+    if not {"contact_id", "user_id"} <= set(table.columns):
+        raise LeadlinkError(f"--truth {path} needs contact_id and user_id columns; it has {list(table.columns)}.")
+    if table.empty:
+        raise LeadlinkError(f"--truth {path} has no rows.")
+    return pd.DataFrame(table)
 
 
 @app.command()

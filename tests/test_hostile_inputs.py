@@ -167,3 +167,29 @@ def test_single_class_table_message(tmp_path):
     result = runner.invoke(app, ["train", "--table", str(path), "--label", "Won"])
     assert result.exit_code == 2
     assert "Add more labelled rows with both outcomes" in result.stdout
+
+
+def test_row_with_extra_field_rejected_not_file(tmp_path):
+    folder = tmp_path / "ws"
+    folder.mkdir()
+    (folder / "contacts.csv").write_text("contact_id,first_name\nc1,Ann\nc2,Bob,extra\nc3,Cy\n")
+    workspace = load_workspace(folder)
+    assert workspace.contacts["contact_id"].tolist() == ["c1", "c3"]
+    assert workspace.problems[["row", "severity"]].values.tolist() == [[3, "rejected"]]
+
+
+def test_shared_office_phone_does_not_merge_people():
+    from leadlink.features.people import MAX_RECORDS_PER_KEY, assign_person_ids
+
+    n = MAX_RECORDS_PER_KEY + 2
+    users = pd.DataFrame({"user_id": [f"U{i}" for i in range(n)], "phone": ["+1 212 555 0100"] * n})
+    people = assign_person_ids(prepare_identity_frame(users, "user_id"))
+    assert people.nunique() == n
+
+
+def test_same_file_for_links_and_pairs_rejected(tmp_path):
+    folder = write_workspace(tmp_path / "ws", contacts=pd.DataFrame({"contact_id": ["C1"]}), users=pd.DataFrame({"user_id": ["U1"]}))
+    out = tmp_path / "same.csv"
+    result = runner.invoke(app, ["link", str(folder), "--out", str(out), "--all-pairs", str(out)])
+    assert result.exit_code == 2
+    assert "give the pairs their own file" in result.stdout

@@ -169,3 +169,12 @@ def test_empty_identity_column_is_reported(demo_workspace, caplog):
         links, _, _ = link_workspace(workspace.contacts, users)
     assert len(links) > 0
     assert "users.phone is filled on 0.0% of rows" in caplog.text
+
+
+def test_retrain_without_phone_and_linkedin_stays_precise(demo_workspace):
+    workspace = load_workspace(demo_workspace, tables=("contacts", "users"))
+    contacts = workspace.contacts.drop(columns=["phone", "linkedin_url"])
+    users = workspace.users.drop(columns=["phone", "linkedin_url"])
+    links, _, _ = link_workspace(contacts, users)
+    truth = pd.read_parquet(demo_workspace / "truth" / "links.parquet")
+    assert link_quality(links, truth)["precision"] >= 0.95
