@@ -127,26 +127,6 @@ def _nick_namer() -> NickNamer:
     return NickNamer()
 
 
-@functools.lru_cache(maxsize=200_000)
-def canonical_first_name(value: str | None) -> str | None:
-    """Map a normalised first name to one canonical form shared by its nicknames.
-
-    Bob, Rob and Robert all map to "robert". A name with several possible
-    canonical forms takes the alphabetically first, so the mapping is stable.
-    A name the nickname list does not know is returned unchanged.
-    """
-    if value is None:
-        return None
-    first_token = value.split(" ")[0].replace("'", "")
-    namer = _nick_namer()
-    canonicals = set(namer.canonicals_of(first_token))
-    if namer.nicknames_of(first_token):
-        canonicals.add(first_token)
-    if not canonicals:
-        return first_token
-    return min(canonicals)
-
-
 def surname_parts(value: str | None) -> list[str]:
     """Split a normalised surname into its parts (García-López -> garcia, lopez)."""
     if value is None:
