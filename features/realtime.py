@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 # oversized name key (same name and city, nothing else) can link in batch
 # but not in real time. Counting each key's users at index time and
 # reporting the keys dropped would make the gap visible.
-MAX_USERS_PER_KEY = 500
+MAX_USERS_PER_KEY = 150
 
 
 # Fields whose agreement is evidence beyond the name without being a
