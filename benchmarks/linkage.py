@@ -61,7 +61,7 @@ def report(name: str, rows: list[tuple[str, str, str]], record: dict) -> None:
 
 
 def generated_workspace(n_contacts: int, seed: int, users_per_contact: float = 0.5, reuse: str | None = None) -> Path:
-    """Generate a workspace, or reuse ``reuse`` when that folder already holds one."""
+    """Generate a workspace, or reuse ``reuse`` when that folder already contains one."""
     if reuse and (Path(reuse) / "contacts.parquet").is_file():
         print(f"reusing the workspace in {reuse}")
         return Path(reuse)
@@ -275,7 +275,7 @@ def realtime(arguments) -> None:
     build_seconds = time.perf_counter() - build_started
 
     # Requests come from the contacts linked in batch above, so that each
-    # real-time answer can be compared with the batch answer.
+    # real-time result can be compared with the batch result.
     records = sample.sample(min(arguments.requests, len(sample)), random_state=1).to_dict("records")
     for record in records[:200]:
         index.link_record(record, 0.8)  # warm caches
@@ -322,14 +322,14 @@ def main() -> None:
     command.add_argument("--contacts", type=int, default=1_000_000)
     command.add_argument("--seed", type=int, default=2)
     command.add_argument("--max-comparisons", type=int, default=100_000_000)
-    command.add_argument("--workspace", help="folder to generate into, or to reuse when it already holds a workspace")
+    command.add_argument("--workspace", help="folder to generate the workspace into, or to reuse when it already contains one")
     command.set_defaults(run=scale)
 
     command = commands.add_parser("realtime", help="latency of linking one contact in memory")
     command.add_argument("--users", type=int, default=1_000_000)
     command.add_argument("--requests", type=int, default=5_000)
     command.add_argument("--seed", type=int, default=3)
-    command.add_argument("--workspace", help="folder to generate into, or to reuse when it already holds a workspace")
+    command.add_argument("--workspace", help="folder to generate the workspace into, or to reuse when it already contains one")
     command.set_defaults(run=realtime)
 
     arguments = parser.parse_args()

@@ -73,7 +73,7 @@ def count_comparisons(contacts: pd.DataFrame, users: pd.DataFrame, keys: tuple[t
     """Count the contact-user pairs each blocking rule generates, exactly.
 
     For a rule on columns K the count is the sum, over every value of K, of
-    contacts with it times users with it; rows with a null in K join nothing.
+    contacts with it times users with it. Rows with a null in K join nothing.
     Pairs found by several rules are counted once per rule.
     """
     connection = create_sql_connection()
@@ -131,7 +131,7 @@ def build_settings() -> SettingsCreator:
 # Unsupervised training rarely meets such pairs and would make disagreement
 # all but impossible for a match (m near 0, a weight near -20). These floors
 # on m of the "else" level keep one disagreeing key from vetoing a link that
-# other evidence supports; they are modelling assumptions, not estimates.
+# other evidence supports. They are modelling assumptions, not estimates.
 KEY_DISAGREEMENT_M_FLOOR = {"personal_email": 0.10, "phone": 0.15, "linkedin": 0.05, "email_local": 0.30}
 # m for a level that EM never saw among likely matches.
 UNTRAINED_M = 0.01

@@ -3,9 +3,9 @@
 A product's user base often has the same person twice, for example after a
 sign-up with a work email and another with a personal one. Two user records
 belong to the same person when they share a strong key (personal email,
-phone or LinkedIn handle), directly or through a chain of records, unless
-that key value is shared by so many records that it cannot be personal.
-Names are not a key here, because namesakes would merge.
+phone or LinkedIn handle), directly or through a chain of records. A key
+value shared by many records is not personal and joins nobody. Names are
+not a key here, because namesakes would merge.
 """
 
 from __future__ import annotations

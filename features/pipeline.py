@@ -22,7 +22,7 @@ from leadlink.features.workspace import CONTRACT, KNOWN_EVENT_TYPES
 logger = logging.getLogger(__name__)
 
 # Engagement keys: the known event types, with page views split by page kind
-# because a product page says more about buying intent than the home page.
+# because a product page shows more buying intent than the home page.
 ENGAGEMENT_KEYS = ("home_page_view", *KNOWN_EVENT_TYPES, "other")
 
 # Points per event for the summed engagement score; negative events subtract.
@@ -206,7 +206,7 @@ GROUP BY m.example_id, k.event_key
 
 
 def engagement_features(events: pd.DataFrame, moments: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
-    """How the contact engaged before the moment, with exponential decay.
+    """Compute how the contact engaged before the moment, with exponential decay.
 
     ``decayed_<key>`` sums 0.5 ** (age in days / half-life) over the events of
     that kind, so an event today counts 1 and one a half-life ago counts 0.5.
@@ -248,7 +248,7 @@ def engagement_features(events: pd.DataFrame, moments: pd.DataFrame, config: Fea
 
 
 def previous_user_features(users: pd.DataFrame, links: pd.DataFrame, contacts: pd.DataFrame, moments: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
-    """What the product knows about the person if they used it before the moment.
+    """Compute what the product recorded about the person before the moment.
 
     When ``users`` has a ``person_id`` column, all user records of the linked
     person count together: active days add up, the earliest sign-up and the
@@ -258,7 +258,7 @@ def previous_user_features(users: pd.DataFrame, links: pd.DataFrame, contacts: p
     moment, its active days are scaled down to the share of the account's
     life that lies before it.
     """
-    # NOTE: a users table holds one snapshot, so the scaled active days and
+    # NOTE: a users table is one snapshot, so the scaled active days and
     # "days since active" are estimates; a per-day activity history would
     # make them exact at any moment.
     frame = moments[["contact_id", "as_of"]].reset_index(drop=True)

@@ -4,8 +4,8 @@ Splink's batch ``predict`` runs blocking joins over whole tables, which is
 far too slow per request. ``RealtimeLinker`` keeps an index from each
 blocking key to the users with that key, so dictionary lookups find a
 contact's candidates. It then scores those few pairs in Python with the
-same trained Splink model: the same levels (see ``comparisons.py``), the same
-match weights, and the same user-based term-frequency adjustments, so a pair
+same trained Splink model. Levels (see ``comparisons.py``), match weights and
+user-based term-frequency adjustments are the same as in batch, so a pair
 gets the match weight the batch path gives it.
 """
 

@@ -1,4 +1,4 @@
-"""The workspace contract: which tables a workspace holds and how they are checked.
+"""The workspace contract: which tables a workspace contains and how they are checked.
 
 A workspace is a folder with one file per table, ``<table>.csv`` or
 ``<table>.parquet``. ``load_workspace`` reads every table present, coerces each
@@ -325,7 +325,7 @@ def _overlong_rows(path: Path, n_fields: int) -> np.ndarray:
 class _ProblemLog:
     """Collects problems of one table with the row numbers of its file.
 
-    Values are reported as the file holds them (``original``), not as
+    Values are reported as the file stores them (``original``), not as
     they read after type coercion.
     """
 
@@ -391,8 +391,8 @@ def _coerce_timestamp(series: pd.Series) -> pd.Series:
     return pd.to_datetime(series.astype("string").str.strip(), utc=True, format="ISO8601", errors="coerce")
 
 
-# Digits with commas between groups of three ("1,200,000.50"); any other use
-# of a comma ("1,5" as a decimal comma) is ambiguous and is not a number.
+# Digits with commas between groups of three ("1,200,000.50"). Any other use
+# of a comma ("1,5" as a decimal comma) is ambiguous, so it is not a number.
 _THOUSANDS = r"^[+-]?\d{1,3}(,\d{3})+(\.\d+)?$"
 # Counts and amounts in the contract are never negative, and values past
 # this bound are data errors that would overflow integer columns.

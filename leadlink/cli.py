@@ -188,7 +188,6 @@ def link(
     verbose: bool = VerboseOption,
 ):
     """Link contacts to product users with Splink and write the best match per contact."""
-    import pandas as pd
 
     from leadlink.features.linkage import link_quality, link_workspace, prepare_for_linkage, resolve_linker
     from leadlink.features.workspace import load_workspace

@@ -1,9 +1,9 @@
 """The seam between leadlink and the SQL engine that runs record linkage.
 
-Everything engine-specific sits here: the rest of leadlink asks this module
-for a Splink database API and never imports DuckDB or Spark itself. The
-embedded default is DuckDB in-process; a Spark deployment would add a branch
-that returns ``splink.SparkAPI(spark_session=...)``.
+Everything engine-specific sits here. The rest of leadlink gets its Splink
+database API and SQL connections from this module and does not import
+DuckDB or Spark itself. The embedded default is DuckDB in-process, and a
+Spark deployment would add a branch that returns ``splink.SparkAPI(...)``.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def create_db_api(engine: str = "duckdb", threads: int | None = None):
         connection = duckdb.connect(":memory:")
         if threads:
             connection.execute(f"SET threads TO {int(threads)}")
-        # DuckDB would take up to 80% of RAM by default; a cap leaves room
-        # for the pandas frames beside it and makes large joins spill to disk.
+        # DuckDB would take up to 80% of RAM by default. A cap leaves room for
+        # the pandas frames beside it and makes large joins spill to disk.
         connection.execute(f"SET memory_limit = '{_memory_limit()}'")
         connection.execute(f"SET temp_directory = '{_temp_directory()}'")
         return DuckDBAPI(connection=connection)

@@ -1,6 +1,6 @@
 """The trained lead-scoring model: its files, its predictions and its reasons.
 
-A model folder holds ``booster.txt`` (LightGBM), ``spec.json`` (features,
+A model folder contains ``booster.txt`` (LightGBM), ``spec.json`` (features,
 category levels, calibration map, training metadata) and, for workspace
 models, ``linkage.json`` (the Splink model that found previous users). The
 same folder is logged to MLflow inside a pyfunc model, so a model can be

@@ -1,6 +1,6 @@
 """Readable reasons for a score from per-feature contributions.
 
-LightGBM's SHAP contributions say how much each feature moved a lead's
+LightGBM's SHAP contributions measure how much each feature moved a lead's
 log-odds. The features with the largest absolute moves become reasons,
 phrased from the feature's value ("requested a demo 3 days ago") and marked
 with the direction they pushed the score ("+" raises it, "-" lowers it).

@@ -127,7 +127,7 @@ def test_realtime_weights_equal_batch_for_all_pairs(fitted):
     assert checked == len(pairs) > 1000
 
 
-def test_best_match_per_contact_breaks_ties_by_user_id():
+def test_best_match_ties_go_to_smaller_id():
     pairs = pd.DataFrame(
         {
             "contact_id": ["C1", "C1", "C1", "C2"],

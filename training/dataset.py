@@ -16,8 +16,8 @@ def resolve_as_of(workspace: Workspace, as_of: str | pd.Timestamp | None, now: p
     """Return ``as_of`` as a UTC timestamp, defaulting to the workspace's latest.
 
     The default is the latest timestamp that is not in the future, so one
-    mistyped date in 2099 cannot move every score into an empty future;
-    future timestamps are counted in a warning.
+    mistyped date in 2099 cannot move every score into an empty future.
+    Future timestamps are counted in a warning.
     """
     now = now or pd.Timestamp.now(tz="UTC")
     if as_of is None:

@@ -1,7 +1,7 @@
 """Training and scoring on a plain lead table: one row per lead, any columns.
 
 Column types are inferred from the values: numbers, yes/no flags, and
-categories. Placeholder answers that web forms store ("Select", "N/A", "-")
+categories. Placeholder values that web forms store ("Select", "N/A", "-")
 count as missing. Columns that cannot help a model (empty, constant, or a
 unique identifier per row) are dropped, and each drop is reported.
 """
@@ -75,7 +75,7 @@ def feature_name(source: str, position: int) -> str:
 
 
 def clean_values(series: pd.Series) -> pd.Series:
-    """Trim text and turn empty strings and placeholder answers into missing."""
+    """Trim text and turn empty strings and placeholder values into missing."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
         return series.astype("float64")
     text = series.astype("string").str.strip()

@@ -95,7 +95,7 @@ def fit_lead_model(
     """Train, calibrate and evaluate a LightGBM model on ``features``.
 
     ``times`` orders examples for the split by time; without it (a lead table
-    with no date) the split is random with ``seed``, and the result says so.
+    with no date) the split is random with ``seed``, and ``TrainingResult.split`` records it.
     """
     labels = np.asarray(labels, dtype=int)
     if times is not None:
@@ -134,8 +134,8 @@ def fit_lead_model(
 def fit_calibration(raw: np.ndarray, labels: np.ndarray) -> Calibration:
     """Fit the map from raw booster output to observed rates on a later slice.
 
-    Isotonic regression follows any monotone shape but needs many examples;
-    on a smaller slice its steps would give many leads the same score, so a
+    Isotonic regression follows any monotone shape but needs many examples.
+    On a smaller slice its steps would give many leads the same score, so a
     two-parameter Platt curve is fitted instead.
     """
     if len(labels) >= MIN_ISOTONIC_EXAMPLES:
