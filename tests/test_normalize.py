@@ -142,7 +142,7 @@ def test_identity_frame_personal_email_from_main_email():
         ("Account Executive", "individual_contributor", "sales"),
         ("Executive Assistant to the CEO", "assistant", "executive"),
         ("Marketing Intern", "intern", "marketing"),
-        ("Werkstudent Vertrieb", "intern", "other"),
+        ("Werkstudent Vertrieb", "intern", "sales"),
         ("MBA Student", "student", "education"),
         (None, "unknown", "unknown"),
     ],
