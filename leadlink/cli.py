@@ -266,48 +266,161 @@ def _read_truth(path: Path):
 @_command
 def train(
     workspace: Optional[Path] = typer.Argument(None, help="Workspace folder (or use --table)."),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="Train on deals closed before this ISO 8601 time (default: latest in the workspace)."),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="Train on outcomes known before this ISO 8601 time (default: latest in the workspace)."),
     table: Optional[Path] = typer.Option(None, "--table", help="A one-row-per-lead table to train on instead of a workspace."),
     label: Optional[str] = typer.Option(None, "--label", help="Label column of --table (1/0, yes/no, won/lost)."),
     id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table, kept out of the features."),
+    population: str = typer.Option("deals", "--population", help="'deals': one example per closed deal as of its creation; 'contacts': one per contact as of its creation."),
+    horizon_days: float = typer.Option(90.0, "--horizon-days", help="With --population contacts: a win counts when the deal closes within this many days."),
+    maturity_days: Optional[float] = typer.Option(None, "--maturity-days", help="Leave out deals created within this many days of --as-of (default: the 90th percentile sales cycle)."),
+    folds: int = typer.Option(4, "--folds", min=1, max=20, help="Backtest folds: cut-offs over the newest 40% of examples (random folds for --table)."),
+    tune: int = typer.Option(0, "--tune", min=0, help="Optuna trials to tune LightGBM on data older than the backtest (0: no tuning)."),
+    keep_feature: list[str] = typer.Option([], "--keep-feature", help="Keep a feature the leakage guard flags (repeatable; feature or column name)."),
+    leakage_auc: float = typer.Option(0.90, "--leakage-auc", min=0.5, max=1.0, help="Flag a feature whose single-feature ROC AUC reaches this value."),
+    rules: Optional[Path] = typer.Option(None, "--rules", help="Rules-score TOML file for the baseline (default: the packaged rules)."),
     model_name: Optional[str] = typer.Option(
         None, "--model-name", help="Registered model name in MLflow (default: leadlink for workspaces, leadlink-table for tables)."
     ),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="CSV file for rejected rows (default: beside the input)."),
     default_region: str = typer.Option("US", "--default-region", help="ISO country code for phone numbers without a country code; kept with the model."),
-    seed: int = typer.Option(0, "--seed", help="Seed for LightGBM and, for tables, the random split."),
+    seed: int = typer.Option(0, "--seed", help="Seed for LightGBM, Optuna and, for tables, the random folds."),
     json_output: bool = JsonOption,
     verbose: bool = VerboseOption,
 ):
-    """Train a calibrated LightGBM conversion model, log it to MLflow and register it."""
+    """Backtest and train a calibrated LightGBM conversion model, log it to MLflow and register it as challenger."""
     from leadlink.features.pipeline import FeatureConfig
-    from leadlink.training.workflow import train_table, train_workspace
+    from leadlink.training.workflow import TrainingOptions, train_table, train_workspace
 
     _check_input_choice(workspace, table, as_of)
     if model_name is not None and not MODEL_NAME_PATTERN.match(model_name):
         raise LeadlinkError(f"--model-name {model_name!r} is invalid; use letters, digits, '.', '_' and '-' (at most 100 characters).")
+    default_name = TABLE_MODEL_NAME if table is not None else WORKSPACE_MODEL_NAME
+    options = TrainingOptions(
+        model_name=model_name or default_name,
+        folds=folds,
+        seed=seed,
+        tune_trials=tune,
+        keep_features=tuple(keep_feature),
+        leakage_auc=leakage_auc,
+        rejects_path=rejects,
+    )
     if table is not None:
         if not label:
             raise LeadlinkError("--table needs --label COLUMN naming the conversion column.")
-        summary = train_table(table, label, id_column, model_name=model_name or TABLE_MODEL_NAME, rejects_path=rejects, seed=seed)
+        summary = train_table(table, label, id_column, options=options)
     else:
         if label or id_column:
             raise LeadlinkError("--label and --id apply to --table; a workspace's label is each deal's outcome.")
-        config = FeatureConfig(default_region=default_region)
         summary = train_workspace(
-            workspace, as_of=as_of, model_name=model_name or WORKSPACE_MODEL_NAME, rejects_path=rejects, seed=seed, config=config
+            workspace,
+            as_of=as_of,
+            config=FeatureConfig(default_region=default_region),
+            options=options,
+            population=population,
+            horizon_days=horizon_days,
+            maturity_days=maturity_days,
+            rules_path=rules,
         )
 
-    metrics = summary["metrics"]
-    say(
-        f"Registered {summary['model_uri']} (run {summary['run_id']}). Holdout ({summary['split']} split, "
-        f"{int(metrics['n']):,} examples): ROC AUC {metrics['roc_auc']:.3f}, PR AUC {metrics['pr_auc']:.3f}, "
-        f"log loss {metrics['log_loss']:.3f}, Brier {metrics['brier']:.3f}, ECE {metrics['ece']:.3f}"
-    )
-    for note in summary.get("notes", []):
-        say(f"  note: {note}")
+    _print_training_summary(summary)
     if json_output:
         _print_json(summary)
+
+
+def _print_training_summary(summary: dict) -> None:
+    table = Table(title=f"Backtest ({summary['split']} split, {len(summary['folds']) // max(len(summary['baselines']) + 1, 1)} folds)")
+    for column in ("scorer", "examples", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "top-decile lift"):
+        table.add_column(column, justify="left" if column == "scorer" else "right")
+    for name, metrics in {"model": summary["metrics"], **summary["baselines"]}.items():
+        table.add_row(
+            Text(name),
+            f"{int(metrics['n']):,}",
+            *(f"{metrics[key]:.3f}" for key in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile")),
+        )
+    console.print(table)
+    for flag in summary["leakage"]:
+        action = "kept" if flag["kept"] else "left out"
+        say(f"leakage guard: {flag['display_name']} {action} (single-feature AUC {flag['single_feature_auc']:.3f}): {flag['reasons']}")
+    for note in summary.get("notes", []):
+        say(f"  note: {note}")
+    if summary["registered"]:
+        say(f"Registered {summary['model_uri']} as challenger (run {summary['run_id']}); `leadlink compare` and `leadlink promote` are next.")
+    else:
+        say(f"Not registered: no signal above the base rate ({summary['verdict']}). Run {summary['run_id']} keeps the details.")
+
+
+@app.command()
+@_command
+def compare(
+    model_name: str = typer.Option(WORKSPACE_MODEL_NAME, "--model-name", help="Registered model to compare versions of."),
+    recent: int = typer.Option(3, "--recent", min=0, help="Also show this many newest versions without an alias."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with the backtest plots to this file."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Compare champion, challenger and recent versions on their backtest metrics."""
+    from leadlink.training import registry, tracking
+
+    tracking.configure_mlflow()
+    runs = registry.registered_runs(model_name, recent)
+    frame = registry.comparison_frame(runs)
+    _print_comparison(frame, model_name)
+    if report is not None:
+        written = registry.write_comparison(report, model_name, runs, frame)
+        say(f"Wrote {written}")
+    if json_output:
+        _print_json({"model": model_name, "versions": frame.reset_index().to_dict("records")})
+
+
+def _print_comparison(frame, model_name: str) -> None:
+    table = Table(title=f"{model_name}: backtest metrics (higher is better except log loss, Brier and ECE)")
+    table.add_column("model")
+    for column in frame.columns:
+        table.add_column(column, justify="right")
+    for label, row in frame.iterrows():
+        cells = [Text(str(label))]
+        for column, value in row.items():
+            cells.append(Text(_cell(value)))
+        table.add_row(*cells)
+    console.print(table)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "-" if not math.isfinite(value) else f"{value:.3f}"
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+@app.command()
+@_command
+def promote(
+    model_name: str = typer.Option(WORKSPACE_MODEL_NAME, "--model-name", help="Registered model whose champion alias moves."),
+    version: Optional[str] = typer.Option(None, "--version", help="Version to promote (default: the challenger)."),
+    metric: str = typer.Option("roc_auc", "--metric", help="Backtest metric the candidate must not be worse on (roc_auc, pr_auc, log_loss, brier, ece, ...)."),
+    force: bool = typer.Option(False, "--force", help="Promote even when the candidate is worse on --metric."),
+    json_output: bool = JsonOption,
+    verbose: bool = VerboseOption,
+):
+    """Make a version the champion that scoring and serving use by default."""
+    from leadlink.training import registry, tracking
+
+    tracking.configure_mlflow()
+    result = registry.promote(model_name, version=version, metric=metric, force=force)
+    if not result["changed"]:
+        say(result["message"])
+    elif result["previous"] is None:
+        say(f"{model_name} version {result['champion']} is now the champion (there was none); backtest {metric} {result['candidate_value']:.4f}.")
+    else:
+        say(
+            f"{model_name} version {result['champion']} is now the champion, replacing version {result['previous']}: "
+            f"backtest {metric} {result['candidate_value']:.4f} against {result['champion_value']:.4f}."
+        )
+    if json_output:
+        _print_json(result)
 
 
 @app.command()
@@ -317,25 +430,51 @@ def score(
     out: Path = typer.Option(..., "--out", help="Output file (.parquet or .csv)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Score as of this ISO 8601 time (default: latest in the workspace)."),
     model: Optional[str] = typer.Option(
-        None, "--model", help="Model URI (models:/name/3, models:/name@alias) or folder; default: newest of leadlink, or of leadlink-table with --table."
+        None, "--model", help="Model URI (models:/name/3, models:/name@alias) or folder; default: the champion of leadlink, or of leadlink-table with --table."
     ),
-    table: Optional[Path] = typer.Option(None, "--table", help="Score a one-row-per-lead table instead of a workspace."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Score a one-row-per-lead table (.csv or .parquet) instead of a workspace."),
     id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table (default: the one used in training)."),
+    rejects: Optional[Path] = typer.Option(None, "--rejects", help="CSV file for rejected rows (default: OUT's name with .rejects.csv)."),
+    chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows scored and written per chunk; memory grows with it."),
+    exact_reasons: bool = typer.Option(
+        False,
+        "--exact-reasons",
+        help="Compute reasons with LightGBM's TreeSHAP on every row, about 40 times the cost of a prediction. "
+        "The default gives the same values from a cache per tree decision pattern.",
+    ),
+    crm_export: Optional[Path] = typer.Option(None, "--crm-export", help="Also write a CSV keyed by CRM id for import into the CRM."),
+    crm_columns: Optional[str] = typer.Option(
+        None,
+        "--crm-columns",
+        help="CRM column names: field=Column pairs (id=Lead_ID,probability=Lead_Score__c,grade=Grade__c,reasons=Score_Reasons__c) "
+        "or a .toml or .json mapping file. Fields: id, probability, score, grade, is_mql, previous_user, matched_user_id, "
+        "match_probability, reasons, model_version.",
+    ),
     top: int = typer.Option(0, "--top", min=0, help="Print the N highest-scored leads."),
     json_output: bool = JsonOption,
     verbose: bool = VerboseOption,
 ):
-    """Score every lead with its probability, score, previous-user link and reasons."""
-    from leadlink.serving.batch import score_table, score_workspace
+    """Score every lead with its probability, score, grade, previous-user link and reasons."""
+    from leadlink.serving.batch import ScoringOptions, score_table, score_workspace
 
     _check_input_choice(workspace, table, as_of)
+    if crm_columns is not None and crm_export is None:
+        raise LeadlinkError("--crm-columns sets the columns of --crm-export; add --crm-export FILE.csv.")
+    options = ScoringOptions(
+        chunk_rows=chunk_rows,
+        rejects_path=rejects,
+        reasons_method="lightgbm" if exact_reasons else "patterns",
+        crm_export=crm_export,
+        crm_columns=crm_columns,
+        top=max(top, 10),
+    )
     if table is not None:
-        summary = score_table(table, out, model_uri=model, id_column=id_column, model_name=TABLE_MODEL_NAME)
+        summary = score_table(table, out, model_uri=model, id_column=id_column, model_name=TABLE_MODEL_NAME, options=options)
     else:
-        summary = score_workspace(workspace, out, as_of=as_of, model_uri=model)
+        summary = score_workspace(workspace, out, as_of=as_of, model_uri=model, options=options)
         say(f"Scored as of {summary['as_of']}")
 
-    say(f"Scored {summary['scored']:,} leads with {summary['model_version']} -> {summary['output']}")
+    _print_score_counts(summary)
     if top:
         _print_top(summary["top"].head(top))
     if json_output:
@@ -343,16 +482,31 @@ def score(
         _print_json(summary)
 
 
+def _print_score_counts(summary: dict) -> None:
+    say(
+        f"Read {summary['read']:,} leads, scored {summary['scored']:,}, rejected {summary['rejected']:,} "
+        f"with {summary['model_version']} -> {summary['output']}"
+    )
+    if summary["rejects_file"]:
+        say(f"Rejected rows and their reasons: {summary['rejects_file']}")
+    if summary["crm_export"]:
+        say(f"CRM export: {summary['crm_export']}")
+
+
 def _print_top(top) -> None:
     table = Table(title=f"Top {len(top)} leads", show_lines=False)
     id_column = top.columns[0]
     table.add_column(Text(str(id_column)), no_wrap=True)
     table.add_column("probability", justify="right")
+    if "grade" in top.columns:
+        table.add_column("grade")
     if "previous_user" in top.columns:
         table.add_column("previous user")
     table.add_column("reasons")
     for row in top.to_dict("records"):
         cells = [str(row[id_column]), f"{row['probability']:.2f}"]
+        if "grade" in top.columns:
+            cells.append(f"{row['grade']}{' MQL' if row.get('is_mql') else ''}")
         if "previous_user" in top.columns:
             cells.append("yes" if row["previous_user"] else "no")
         cells.append(row["reasons"].replace("; ", "\n"))
@@ -363,21 +517,73 @@ def _print_top(top) -> None:
 @app.command()
 @_command
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Address to listen on. An address other than loopback requires API keys."
+    ),
     port: int = typer.Option(8000, "--port", min=1, max=65535, help="TCP port to listen on."),
-    model: Optional[str] = typer.Option(None, "--model", help="Model URI or folder; default: newest registered."),
+    model: Optional[str] = typer.Option(
+        None,
+        "--model",
+        help="Model URI or folder; default: the champion (newest version while there is none), reloaded when the champion moves.",
+    ),
     workspace: Optional[Path] = typer.Option(
         None, "--workspace", help="Workspace whose users table contacts are linked against (default: the one the model was trained on)."
     ),
+    api_keys_file: Optional[Path] = typer.Option(
+        None,
+        "--api-keys-file",
+        envvar="LEADLINK_API_KEYS_FILE",
+        help="File with one API key per line ('#' starts a comment), added to the comma-separated keys in LEADLINK_API_KEYS.",
+    ),
+    strict_fields: bool = typer.Option(
+        False, "--strict-fields", envvar="LEADLINK_STRICT_FIELDS", help="Reject request fields outside the contract with 422 instead of ignoring them."
+    ),
+    max_body_bytes: int = typer.Option(
+        1024 * 1024, "--max-body-bytes", min=1, envvar="LEADLINK_MAX_BODY_BYTES", help="Maximum request body size in bytes; larger bodies get 413."
+    ),
+    max_batch_size: int = typer.Option(
+        100, "--max-batch-size", min=1, envvar="LEADLINK_MAX_BATCH_SIZE", help="Maximum number of contacts in one POST /v1/score/batch request."
+    ),
+    reload_interval: float = typer.Option(
+        30.0,
+        "--reload-interval",
+        min=0.0,
+        envvar="LEADLINK_RELOAD_INTERVAL",
+        help="Seconds between checks of the registry for a new champion version; 0 turns reloading off.",
+    ),
     verbose: bool = VerboseOption,
 ):
-    """Serve POST /v1/score over HTTP with OpenAPI docs at /docs."""
+    """Serve scores over HTTP: POST /v1/score and /v1/score/batch, /healthz, /readyz, /metrics, OpenAPI docs at /docs."""
+    import os
+
     import uvicorn
 
-    from leadlink.serving.api import create_app
+    from leadlink.serving.api import BENCH_ENDPOINTS_ENV, ServiceSettings, check_model_available, create_app, env_flag
+    from leadlink.serving.auth import API_KEYS_ENV, is_loopback_host, load_api_keys
+    from leadlink.serving.telemetry import configure_service_logging
 
-    application = create_app(workspace, model_uri=model)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    configure_service_logging(verbose)
+    api_keys = load_api_keys(os.environ.get(API_KEYS_ENV), api_keys_file)
+    if not api_keys and not is_loopback_host(host):
+        raise LeadlinkError(
+            f"--host {host} accepts connections from other machines, but no API keys are configured; "
+            f"set {API_KEYS_ENV} or --api-keys-file, or listen on 127.0.0.1."
+        )
+    check_model_available(model, workspace)
+    settings = ServiceSettings(
+        api_keys=api_keys,
+        max_body_bytes=max_body_bytes,
+        max_batch_size=max_batch_size,
+        strict_fields=strict_fields,
+        reload_interval=reload_interval,
+        bench_endpoints=env_flag(os.environ, BENCH_ENDPOINTS_ENV),
+    )
+    application = create_app(workspace, model_uri=model, settings=settings)
+    logger.info("Starting the HTTP service on %s port %d (authentication %s).", host, port, "on" if api_keys else "off")
+    # log_config=None keeps the JSON log handlers set above; the access log
+    # comes from leadlink's own middleware, which leaves out personal data.
+    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False, server_header=False)
+    logger.info("The HTTP service stopped.")
 
 
 if __name__ == "__main__":

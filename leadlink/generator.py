@@ -208,6 +208,9 @@ ENGAGEMENT_HALF_LIFE_DAYS = 30.0
 DEAL_SHARE = 0.30
 SECOND_DEAL_SHARE = 0.05
 TARGET_WIN_RATE = 0.30
+# Spread of the per-deal log-odds term that no data shows (the buyer's budget
+# cycle, a competitor's offer): it moves the outcome but no feature sees it.
+DEAL_NOISE_SD = 0.6
 
 SITE = "https://www.example-product.com"
 BLOG_SLUGS = ("how-to-score-b2b-leads", "crm-data-quality-checklist", "what-is-record-linkage",
@@ -311,6 +314,11 @@ def generate_workspace(out_dir: str | Path, n_contacts: int = 20_000, seed: int 
     - ``closed_win_rate``: share of won deals among closed deals.
     - ``oracle_auc``: ROC AUC of the true probability against the outcome of closed deals.
 
+    ``truth/deals.parquet`` holds two probabilities per deal. ``true_probability`` is
+    the win probability given everything the generator drew before the deal was
+    created, averaged over the per-deal noise term that no data shows; it is the best
+    any model can know. ``drawn_probability`` includes that noise term's draw.
+
     ``users_per_contact`` sets the size of the user base relative to the CRM; it must
     be at least the share of contacts that are users (0.24).
 
@@ -359,7 +367,9 @@ def generate_workspace(out_dir: str | Path, n_contacts: int = 20_000, seed: int 
         "deals": _deals_table(deals, contacts_latent, window),
     }
     truth_links = _links_truth_table(contacts_latent, tables["contacts"], tables["users"])
-    truth_deals = tables["deals"][["deal_id", "contact_id"]].assign(true_probability=deals["probability"].to_numpy())
+    truth_deals = tables["deals"][["deal_id", "contact_id"]].assign(
+        true_probability=deals["expected_probability"].to_numpy(), drawn_probability=deals["probability"].to_numpy()
+    )
     _write_tables(out_path, tables, truth_links, truth_deals, file_format)
     stages.update()
     stages.close()
@@ -1278,6 +1288,13 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def _expected_sigmoid(x: np.ndarray, sd: float, points: int = 40) -> np.ndarray:
+    """Return E[sigmoid(x + e)] for e ~ Normal(0, sd), by Gauss-Hermite quadrature."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(points)
+    values = _sigmoid(np.asarray(x, dtype=float)[:, None] + sd * nodes[None, :])
+    return values @ (weights / weights.sum())
+
+
 def _calibrate_intercept(logits: np.ndarray, target: float, won_weights: np.ndarray | None = None,
                          lost_weights: np.ndarray | None = None) -> float:
     """Return the intercept that makes the expected positive rate equal ``target``, by bisection.
@@ -1470,7 +1487,8 @@ def _draw_deal_round(rng: np.random.Generator, contacts: pd.DataFrame, events: p
     the deals that end up closed is TARGET_WIN_RATE. Returns the deals and the intercept.
     """
     n = len(owners)
-    logits = _deal_logits(contacts, events, owners, created, rng.normal(0, 0.6, size=n), window.seconds)
+    noise = rng.normal(0, DEAL_NOISE_SD, size=n)
+    logits = _deal_logits(contacts, events, owners, created, noise, window.seconds)
     # Won deals take longer to close, so recent won deals are more often still open.
     won_cycle, lost_cycle = _draw_cycles(rng, n, 55.0), _draw_cycles(rng, n, 35.0)
     if intercept is None:
@@ -1483,7 +1501,8 @@ def _draw_deal_round(rng: np.random.Generator, contacts: pd.DataFrame, events: p
     still_open = closed > window.seconds
     outcome = np.where(still_open, "open", np.where(won, "won", "lost")).astype(object)
     deals = pd.DataFrame({"owner": owners, "created": created, "closed": closed, "open": still_open,
-                          "outcome": outcome, "probability": probability})
+                          "outcome": outcome, "probability": probability,
+                          "expected_probability": _expected_sigmoid(intercept + logits - noise, DEAL_NOISE_SD)})
     return deals, intercept
 
 
@@ -1738,5 +1757,5 @@ def _summarise(tables: dict[str, pd.DataFrame], truth_links: pd.DataFrame, deals
             "no_evidence": float((truth_links["evidence"] == "").sum() / n_links),
         },
         "closed_win_rate": float(won.mean()) if len(closed) else float("nan"),
-        "oracle_auc": _roc_auc(closed["probability"].to_numpy(), won),
+        "oracle_auc": _roc_auc(closed["expected_probability"].to_numpy(), won),
     }

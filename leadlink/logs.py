@@ -21,12 +21,24 @@ def mask_email(text: str) -> str:
 MASK_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "SE", "DK", "AU", "IN")
 
 
+# ISO 8601 dates and times; libphonenumber's lenient matcher reads
+# "2026-07-02" as a possible US number, so they are set aside before matching.
+_ISO_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)")
+
+
 def mask_phone(text: str, regions: tuple[str, ...] = MASK_REGIONS) -> str:
     """Replace every phone number in ``text`` by its last two digits.
 
-    Numbers are found with libphonenumber's matcher, which skips dates,
-    times and counts that a digit pattern would catch.
+    Numbers are found with libphonenumber's matcher, which skips most dates,
+    times and counts that a digit pattern would catch; ISO 8601 timestamps
+    are never masked.
     """
+    pieces = _ISO_TIMESTAMP.split(text)
+    # split() with one capturing group puts the timestamps at odd positions.
+    return "".join(piece if index % 2 else _mask_phones(piece, regions) for index, piece in enumerate(pieces))
+
+
+def _mask_phones(text: str, regions: tuple[str, ...]) -> str:
     for position, region in enumerate(regions):
         if sum(ch.isdigit() for ch in text) < 6:
             break

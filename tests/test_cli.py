@@ -101,7 +101,17 @@ def test_train_as_of_excludes_later_deals(demo_workspace):
     closed = deals[deals["outcome"].isin(["won", "lost"])].sort_values("closed_at")
     cutoff = closed["closed_at"].iloc[len(closed) * 3 // 4]
     expected = int((closed["closed_at"] < cutoff).sum())
-    result = invoke("train", demo_workspace, "--as-of", cutoff.isoformat(), "--json")
+    result = invoke("train", demo_workspace, "--as-of", cutoff.isoformat(), "--maturity-days", "0", "--folds", "2", "--json")
+    assert result.exit_code == 0, result.output
+    assert last_json(result)["examples"] == expected
+
+
+def test_train_maturity_window_leaves_out_recent_deals(demo_workspace):
+    deals = pd.read_parquet(demo_workspace / "deals.parquet")
+    closed = deals[deals["outcome"].isin(["won", "lost"])]
+    cutoff = closed["closed_at"].max() + pd.Timedelta(seconds=1)
+    expected = int((closed["created_at"] < cutoff - pd.Timedelta(days=60)).sum())
+    result = invoke("train", demo_workspace, "--as-of", cutoff.isoformat(), "--maturity-days", "60", "--folds", "2", "--json")
     assert result.exit_code == 0, result.output
     assert last_json(result)["examples"] == expected
 

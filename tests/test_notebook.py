@@ -10,7 +10,7 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb
 
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("LEADLINK_NOTEBOOK_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("LEADLINK_NOTEBOOK_CONTACTS", "2500")
+    monkeypatch.setenv("LEADLINK_NOTEBOOK_CONTACTS", "5000")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

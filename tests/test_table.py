@@ -69,7 +69,11 @@ def test_x_education_trains_and_scores(shared_data, tmp_path):
     summary = json.loads(trained.stdout.strip().splitlines()[-1])
     assert summary["rows"] == {"read": 9240, "used": 9240, "rejected": 0}
     assert summary["split"] == "random"
-    assert summary["metrics"]["roc_auc"] > 0.85
+    flagged = {row["display_name"] for row in summary["leakage"]}
+    assert {"Tags", "Lead Quality"} <= flagged
+    assert not flagged & {"Lead Origin", "Lead Source", "TotalVisits", "Total Time Spent on Website"}
+    # Without the columns sales fills in, the model is good but no longer near perfect.
+    assert 0.80 < summary["metrics"]["roc_auc"] < 0.95
     assert any("Unnamed: 37" in note for note in summary["notes"])
 
     out = tmp_path / "scores.csv"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 
 from leadlink.errors import TrainingError
@@ -43,33 +44,124 @@ def parse_as_of(as_of: str | pd.Timestamp) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
-def deal_examples(workspace: Workspace, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Return won and lost deals closed before ``as_of`` with their label.
+# Deals created shortly before the cut-off are mostly still open, and the
+# ones that did close are the quickly lost ones, because won deals take
+# longer. Learning from them would bias every probability down, so deals
+# count only once they are older than a maturity window: this quantile of
+# sales-cycle lengths, taken for won and lost deals apart, the longer one.
+MATURITY_QUANTILE = 0.95
+# Cycle lengths are measured on deals created at least this long before the
+# cut-off, which have nearly all closed; recent deals would understate them.
+CYCLE_SAMPLE_AGE_DAYS = 365
+MIN_CYCLE_SAMPLE = 50
 
-    Each example's moment is the deal's ``created_at``: the model learns what
-    was known when the deal opened, never what happened while it was worked.
+
+def sales_cycle_days(deals: pd.DataFrame, as_of: pd.Timestamp, quantile: float = MATURITY_QUANTILE) -> float:
+    """Return the maturity window in days: the longer of the won and lost cycle-length ``quantile``."""
+    closed = deals[deals["outcome"].isin(["won", "lost"]) & (deals["closed_at"] < as_of)]
+    old = closed[closed["created_at"] < as_of - pd.Timedelta(days=CYCLE_SAMPLE_AGE_DAYS)]
+    sample = old if len(old) >= MIN_CYCLE_SAMPLE else closed
+    cycle = (sample["closed_at"] - sample["created_at"]).dt.total_seconds() / 86_400
+    valid = cycle >= 0
+    per_outcome = cycle[valid].groupby(sample.loc[valid, "outcome"]).quantile(quantile)
+    return float(np.ceil(per_outcome.max())) if len(per_outcome) else 0.0
+
+
+def deal_examples(workspace: Workspace, as_of: pd.Timestamp, maturity_days: float | None = None) -> pd.DataFrame:
+    """Return one example per won or lost deal, as of the deal's creation.
+
+    The model learns what was known when the deal opened, never what happened
+    while it was worked. Only deals created at least ``maturity_days`` before
+    ``as_of`` count, and of those only deals closed before ``as_of``; the
+    others are counted in the log. Columns: deal_id, contact_id, as_of (the
+    moment), outcome_at (when the outcome became known) and label.
     """
     deals = workspace.deals
-    closed = deals[deals["outcome"].isin(["won", "lost"]) & (deals["closed_at"] < as_of)]
+    if maturity_days is None:
+        maturity_days = sales_cycle_days(deals, as_of)
+    mature_before = as_of - pd.Timedelta(days=float(maturity_days))
+    created_in_time = deals["created_at"] < mature_before
+    closed = deals["outcome"].isin(["won", "lost"]) & (deals["closed_at"] < as_of)
+    chosen = deals[created_in_time & closed]
+
     examples = pd.DataFrame(
         {
-            "deal_id": closed["deal_id"].to_numpy(),
-            "contact_id": closed["contact_id"].to_numpy(),
-            "as_of": closed["created_at"].to_numpy(),
-            "label": closed["outcome"].eq("won").astype(int).to_numpy(),
+            "deal_id": chosen["deal_id"].to_numpy(),
+            "contact_id": chosen["contact_id"].to_numpy(),
+            "as_of": chosen["created_at"].to_numpy(),
+            "outcome_at": chosen["closed_at"].to_numpy(),
+            "label": chosen["outcome"].eq("won").astype(int).to_numpy(),
         }
     )
-    examples["as_of"] = pd.to_datetime(examples["as_of"], utc=True)
+    for column in ("as_of", "outcome_at"):
+        examples[column] = pd.to_datetime(examples[column], utc=True)
     if examples.empty:
         raise TrainingError(
-            f"No won or lost deal closed before {as_of.isoformat()} in {workspace.path}; "
-            f"the deals table has {len(deals):,} usable rows."
+            f"No won or lost deal created before {mature_before.isoformat()} and closed before {as_of.isoformat()} "
+            f"in {workspace.path}; the deals table has {len(deals):,} usable rows. Move --as-of later or lower --maturity-days."
         )
+
     logger.info(
-        "Training examples: %s closed deals (%s won, %s lost) before %s",
+        "Training examples: %s closed deals (%s won, %s lost) created before %s (maturity window %s days); "
+        "left out: %s created later, %s still open or closed after the cut-off",
         f"{len(examples):,}",
         f"{int(examples['label'].sum()):,}",
         f"{int((1 - examples['label']).sum()):,}",
-        as_of.isoformat(),
+        mature_before.date().isoformat(),
+        f"{maturity_days:g}",
+        f"{int((~created_in_time).sum()):,}",
+        f"{int((created_in_time & ~closed).sum()):,}",
     )
-    return examples.sort_values("as_of", kind="stable").reset_index(drop=True)
+    examples = examples.sort_values("as_of", kind="stable").reset_index(drop=True)
+    examples.attrs["maturity_days"] = float(maturity_days)
+    return examples
+
+
+def contact_examples(workspace: Workspace, as_of: pd.Timestamp, horizon_days: float) -> pd.DataFrame:
+    """Return one example per contact as of its creation: won a deal within ``horizon_days``?
+
+    Only contacts whose horizon ended before ``as_of`` count, so every label
+    is final. Contacts without a creation time are counted and left out.
+    """
+    if not horizon_days > 0:
+        raise TrainingError(f"--horizon-days must be a positive number of days; got {horizon_days}.")
+    contacts = workspace.contacts
+    horizon = pd.Timedelta(days=float(horizon_days))
+    created = contacts["created_at"]
+    usable = created.notna() & (created + horizon < as_of)
+    chosen = contacts.loc[usable, ["contact_id", "created_at"]]
+
+    deals = workspace.deals
+    won = deals.loc[deals["outcome"].eq("won") & deals["closed_at"].notna(), ["contact_id", "closed_at"]]
+    pairs = chosen.merge(won, on="contact_id", how="inner")
+    in_horizon = (pairs["closed_at"] > pairs["created_at"]) & (pairs["closed_at"] <= pairs["created_at"] + horizon)
+    winners = set(pairs.loc[in_horizon, "contact_id"])
+
+    examples = pd.DataFrame(
+        {
+            "contact_id": chosen["contact_id"].to_numpy(),
+            "as_of": pd.to_datetime(chosen["created_at"], utc=True).to_numpy(),
+            "outcome_at": pd.to_datetime(chosen["created_at"] + horizon, utc=True).to_numpy(),
+            "label": chosen["contact_id"].isin(winners).astype(int).to_numpy(),
+        }
+    )
+    for column in ("as_of", "outcome_at"):
+        examples[column] = pd.to_datetime(examples[column], utc=True)
+    if examples.empty:
+        raise TrainingError(
+            f"No contact in {workspace.path} was created more than {horizon_days:g} days before {as_of.isoformat()}; "
+            "move --as-of later or shorten --horizon-days."
+        )
+    logger.info(
+        "Training examples: %s contacts as of their creation, %s won a deal within %g days; left out: %s without "
+        "a creation time, %s created too recently",
+        f"{len(examples):,}",
+        f"{int(examples['label'].sum()):,}",
+        horizon_days,
+        f"{int(created.isna().sum()):,}",
+        f"{int((created.notna() & ~usable).sum()):,}",
+    )
+    examples = examples.sort_values("as_of", kind="stable").reset_index(drop=True)
+    # Every label is final exactly one horizon after its moment.
+    examples.attrs["maturity_days"] = float(horizon_days)
+    return examples

@@ -6,6 +6,11 @@ import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 
+METRIC_NAMES = ("base_rate", "roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile", "gain_top_decile")
+# Metrics where a lower value is better; for the others higher is better.
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "ece"})
+
+
 def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> float:
     """Weighted mean gap between predicted and observed rates over equal-width bins."""
     labels = np.asarray(labels, dtype=float)
@@ -31,12 +36,25 @@ def lift_at_top(labels: np.ndarray, probabilities: np.ndarray, share: float = 0.
     return float(labels[order[:n_top]].mean() / base_rate)
 
 
+def gain_at_top(labels: np.ndarray, probabilities: np.ndarray, share: float = 0.1) -> float:
+    """Share of all conversions found in the top ``share`` of leads."""
+    labels = np.asarray(labels, dtype=float)
+    total = labels.sum()
+    if total == 0:
+        return float("nan")
+    n_top = max(int(round(len(labels) * share)), 1)
+    order = np.argsort(-np.asarray(probabilities), kind="stable")
+    return float(labels[order[:n_top]].sum() / total)
+
+
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
     """Return the standard metrics of a set of predictions, with their counts.
 
     ROC and PR AUC need both classes; with one class they are NaN.
     """
     labels = np.asarray(labels, dtype=int)
+    if len(labels) == 0:
+        return {"n": 0.0, "n_positive": 0.0, **dict.fromkeys(METRIC_NAMES, float("nan"))}
     probabilities = np.clip(np.asarray(probabilities, dtype=float), 1e-6, 1 - 1e-6)
     both_classes = len(np.unique(labels)) == 2
     return {
@@ -49,4 +67,5 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray) -> dic
         "brier": float(brier_score_loss(labels, probabilities)),
         "ece": float(expected_calibration_error(labels, probabilities)),
         "lift_top_decile": lift_at_top(labels, probabilities),
+        "gain_top_decile": gain_at_top(labels, probabilities),
     }

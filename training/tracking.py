@@ -47,37 +47,25 @@ def configure_mlflow(experiment: str = DEFAULT_EXPERIMENT) -> str:
     return uri
 
 
-def log_model_run(
-    scorer,
-    params: dict,
-    metrics: dict,
-    input_example,
-    model_name: str = DEFAULT_MODEL_NAME,
-    tags: dict | None = None,
-    extra_artifacts: dict[str, Path] | None = None,
-) -> dict:
-    """Log one trained model as an MLflow run and register it.
+def log_model(scorer, input_example, fold_metrics=None) -> str:
+    """Log the model of the active run with a signature and input example; return its URI.
 
-    Returns the run id, the model URI in the registry and the version.
+    Numeric columns are logged as floats so the signature accepts missing
+    values in integer-like features such as counts and flags.
     """
     from leadlink.serving import mlflow_entry_path
 
-    configure_mlflow()
-    example = input_example.head(5)
-    prediction = scorer.predict_proba(example)
-    signature = infer_signature(example, _prediction_frame(prediction))
+    example = _example_for_signature(scorer, input_example.head(5))
+    signature = infer_signature(example, _prediction_frame(scorer.predict_proba(example)))
 
-    with mlflow.start_run() as run, tempfile.TemporaryDirectory() as tmp:
-        mlflow.set_tags(tags or {})
-        mlflow.log_params({key: _param_value(value) for key, value in params.items()})
-        mlflow.log_metrics({key: float(value) for key, value in metrics.items() if _is_number(value)})
+    if fold_metrics is not None:
+        _log_fold_metrics(fold_metrics)
+    with tempfile.TemporaryDirectory() as tmp:
         model_dir = scorer.save(Path(tmp) / "model")
         if scorer.linkage_model is not None:
             # The Splink model also sits inside the pyfunc model; this copy is
             # easy to find in the run's artifacts and to reuse with --model-json.
             mlflow.log_dict(scorer.linkage_model, "linkage/linkage.json")
-        for artifact_path, file in (extra_artifacts or {}).items():
-            mlflow.log_artifact(str(file), artifact_path=artifact_path)
         mlflow.log_text("\n".join(scorer.feature_names), "features.txt")
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -87,10 +75,30 @@ def log_model_run(
             input_example=example,
             pip_requirements=_PIP_REQUIREMENTS,
         )
-        run_id = run.info.run_id
+    return info.model_uri
 
-    version = register_model_version(model_name, info.model_uri, run_id)
-    return {"run_id": run_id, "model_uri": f"models:/{model_name}/{version}", "version": version}
+
+def _example_for_signature(scorer, example):
+    import pandas as pd
+
+    columns = {}
+    for feature in scorer.spec["features"]:
+        values = example[feature["name"]]
+        if feature["kind"] == "categorical":
+            columns[feature["name"]] = values.astype("object").where(values.notna(), None).map(lambda v: v if v is None else str(v))
+        else:
+            columns[feature["name"]] = pd.to_numeric(values, errors="coerce").astype("float64")
+    return pd.DataFrame(columns, index=example.index)
+
+
+def _log_fold_metrics(fold_metrics) -> None:
+    """Log each scorer's metrics per backtest fold, with the fold number as the step."""
+    prefixes = {"model": "fold", "logistic regression": "logistic_fold", "rules score": "rules_fold"}
+    for row in fold_metrics.to_dict("records"):
+        prefix = prefixes.get(row["scorer"], "fold")
+        for name in ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top_decile", "gain_top_decile", "n", "n_positive"):
+            if name in row and _is_number(row[name]):
+                mlflow.log_metric(f"{prefix}_{name}", float(row[name]), step=int(row["fold"]))
 
 
 def register_model_version(model_name: str, model_uri: str, run_id: str) -> str:
@@ -112,7 +120,7 @@ def _prediction_frame(prediction):
     return pd.DataFrame({"probability": prediction})
 
 
-def _param_value(value) -> str:
+def param_value(value) -> str:
     text = str(value)
     # MLflow caps parameter values at 6,000 characters.
     return text if len(text) <= 6000 else text[:5997] + "..."
@@ -126,13 +134,22 @@ def _is_number(value) -> bool:
     return True
 
 
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
 def resolve_model_uri(uri: str | None, model_name: str = DEFAULT_MODEL_NAME) -> tuple[str | None, str | None, str | None, str]:
     """Turn a user's ``--model`` value into (name, version, run id, MLflow URI).
 
     Accepts ``models:/name/3``, ``models:/name@alias``, ``runs:/...`` and a
-    bare version number; ``None`` means the newest version of ``model_name``.
+    bare version number. ``None`` means the ``champion`` of ``model_name``,
+    or its newest version, with a warning, while no version is champion.
     """
     client = MlflowClient()
+    if uri is None:
+        champion = _version_by_alias(client, model_name, CHAMPION)
+        if champion is not None:
+            return model_name, str(champion.version), champion.run_id, f"models:/{model_name}@{CHAMPION}"
     if uri is None or uri.isdigit():
         versions = _versions(client, model_name)
         if not versions:
@@ -143,6 +160,12 @@ def resolve_model_uri(uri: str | None, model_name: str = DEFAULT_MODEL_NAME) -> 
         chosen = versions[-1] if uri is None else next((v for v in versions if v.version == uri), None)
         if chosen is None:
             raise ModelNotFoundError(f"Model '{model_name}' has no version {uri}.")
+        if uri is None:
+            logger.warning(
+                "Model '%s' has no champion yet; using its newest version %s. Run `leadlink promote` to choose one.",
+                model_name,
+                chosen.version,
+            )
         return model_name, str(chosen.version), chosen.run_id, f"models:/{model_name}/{chosen.version}"
 
     if uri.startswith("models:/"):
@@ -158,6 +181,13 @@ def resolve_model_uri(uri: str | None, model_name: str = DEFAULT_MODEL_NAME) -> 
             raise ModelNotFoundError(f"Model '{uri}' was not found in the registry: {error}") from error
         return found.name, str(found.version), found.run_id, uri
     return None, None, None, uri
+
+
+def _version_by_alias(client: MlflowClient, model_name: str, alias: str):
+    try:
+        return client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
 
 
 def _versions(client: MlflowClient, model_name: str) -> list:
