@@ -109,7 +109,8 @@ def feature_specs() -> list[FeatureSpec]:
         FeatureSpec("has_linkedin", "numeric", "fit"),
         FeatureSpec("contact_age_days", "numeric", "fit"),
     ]
-    engagement = [FeatureSpec(f"decayed_{key}", "numeric", "engagement") for key in ENGAGEMENT_KEYS]
+    engagement = [FeatureSpec(f"count_{key}", "numeric", "engagement") for key in ENGAGEMENT_KEYS]
+    engagement += [FeatureSpec(f"decayed_{key}", "numeric", "engagement") for key in ENGAGEMENT_KEYS]
     engagement += [FeatureSpec(f"days_since_{key}", "numeric", "engagement") for key in RECENCY_KEYS]
     engagement += [
         FeatureSpec("engagement_score", "numeric", "engagement"),
@@ -208,6 +209,7 @@ GROUP BY m.example_id, k.event_key
 def engagement_features(events: pd.DataFrame, moments: pd.DataFrame, config: FeatureConfig) -> pd.DataFrame:
     """Compute how the contact engaged before the moment, with exponential decay.
 
+    ``count_<key>`` counts the events of each kind before the moment;
     ``decayed_<key>`` sums 0.5 ** (age in days / half-life) over the events of
     that kind, so an event today counts 1 and one a half-life ago counts 0.5.
     """
@@ -226,6 +228,11 @@ def engagement_features(events: pd.DataFrame, moments: pd.DataFrame, config: Fea
     connection.close()
 
     result = pd.DataFrame(index=np.arange(len(moments)))
+    counts = long.pivot_table(index="example_id", columns="event_key", values="n_events", aggfunc="sum")
+    for key in ENGAGEMENT_KEYS:
+        column = counts[key] if key in counts.columns else pd.Series(dtype="float64")
+        result[f"count_{key}"] = column.reindex(result.index).fillna(0.0).to_numpy(dtype="float64")
+
     decayed = long.pivot_table(index="example_id", columns="event_key", values="decayed", aggfunc="sum")
     for key in ENGAGEMENT_KEYS:
         column = decayed[key] if key in decayed.columns else pd.Series(dtype="float64")

@@ -97,6 +97,11 @@ def test_recency_and_counts(contacts, events, users, links):
     assert c1["days_since_last_event"] == pytest.approx(1)
     # The demo request 30 days back and the home page visit yesterday.
     assert c1["events_last_30_days"] == 2
+    # Per kind, before the moment: one demo request, one pricing view, one home page view; the open at the moment is excluded.
+    assert c1["count_demo_request"] == 1
+    assert c1["count_pricing_page_view"] == 1
+    assert c1["count_home_page_view"] == 1
+    assert c1["count_email_open"] == 0
     expected_score = 30 * 0.5 + 10 * 0.25 + 0.5 * 0.5 ** (1 / 30)
     assert c1["engagement_score"] == pytest.approx(expected_score)
 
