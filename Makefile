@@ -27,6 +27,8 @@ demo: $(STAMP)
 	$(BIN)/leadlink validate $(DEMO_DIR)/workspace
 	$(BIN)/leadlink link $(DEMO_DIR)/workspace --out $(DEMO_DIR)/links.parquet --truth $(DEMO_DIR)/workspace/truth/links.parquet
 	$(BIN)/leadlink train $(DEMO_DIR)/workspace
+	$(BIN)/leadlink compare --report $(DEMO_DIR)/compare.html
+	$(BIN)/leadlink promote
 	$(BIN)/leadlink score $(DEMO_DIR)/workspace --out $(DEMO_DIR)/scores.parquet --top 10
 
 test: $(STAMP)
