@@ -209,7 +209,7 @@ def train_table(path: str | Path, label: str, id_column: str | None = None, opti
     """Train on a one-row-per-lead table; log it and register it when it has signal.
 
     The table has no timestamps, so the backtest folds are stratified random
-    folds and the summary's ``split`` says so.
+    folds, and the summary's ``split`` records that.
     """
     from leadlink.training import table as lead_table
 
