@@ -140,6 +140,8 @@ def prepare_workspace(
     """Load, link and featurize a workspace: everything training needs before the backtest."""
     config = config or FeatureConfig()
     options = options or TrainingOptions()
+    # Read the rules first so that a broken rules file fails before the slow steps.
+    rules = load_rules(rules_path)
     workspace = load_workspace(path, require=("contacts", "deals"))
     rejects = workspace.write_problems(options.rejects_path or Path(path) / "rejects.csv")
     cutoff = resolve_as_of(workspace, as_of)
@@ -156,7 +158,6 @@ def prepare_workspace(
     else:
         raise TrainingError(f"--population must be 'deals' or 'contacts'; got {population!r}.")
     features = build_features(workspace.contacts, workspace.events, users, links, examples, config)
-    rules = load_rules(rules_path)
     rules_points = _rules_points(features, rules, config, workspace.events, examples)
 
     folds = time_folds(examples["as_of"], examples["outcome_at"], options.folds, maturity_days=examples.attrs["maturity_days"])
