@@ -1,22 +1,76 @@
-"""Readable reasons for a score from per-feature contributions.
+"""Readable reasons for a score, from per-feature contributions.
 
-LightGBM's SHAP contributions measure how much each feature moved a lead's
-log-odds. The features with the largest absolute moves become reasons,
-phrased from the feature's value ("requested a demo 3 days ago") and marked
-with the direction they pushed the score ("+" raises it, "-" lowers it).
+A reason is a short phrase about one fact of the lead ("requested a demo 3
+days ago", "previous power user at another company"), marked "+" when it
+raised the score and "-" when it lowered it. Contributions come from TreeSHAP
+in log-odds. Features whose phrases are equal in a row (the previous-user
+features often are) count as one reason with their contributions added, and
+the ``top_k`` phrases with the largest absolute contribution are reported.
+
+Phrases are chosen by feature name, value and the sign of the contribution.
+Lead-table models, whose columns are not known in advance, get a generic
+phrase from the column header ("Lead Source is Google").
+
+Choice of method. LightGBM's ``pred_contrib=True`` (exact TreeSHAP on every
+row) cost 26 to 55 times a plain ``predict`` in three runs of
+``benchmarks/batch_scoring.py reasons``: 100,000 rows of a generated
+workspace, a model of 120 trees of at most 15 leaves trained on 100,000
+contacts, on a 2-core machine shared with other jobs, so the ratios moved
+with its load. On the same rows:
+
+- (a) TreeSHAP cached per decision pattern (``serving.contributions``) is
+  exact: it differed from ``pred_contrib`` by at most 4.4e-15 and gave the
+  same top 3 features on every row. It cost 1.7 to 4.9 times a ``predict``
+  with an empty cache and 0.8 to 2.0 times with a warm one.
+- (b) Per-leaf path attribution (Saabas), one ``pred_leaf`` plus a sparse
+  gather, cost 1.7 to 3.3 times a ``predict``. Its top feature matched
+  TreeSHAP's on 89% of rows, but its set of top 3 features on only 78%
+  (62% for a 50-tree model trained on 20,000 contacts).
+- (c) TreeSHAP on a subset of rows with a bound for the rest was not built,
+  because (a) is exact at about the cost of (b).
+- (d) Grouping features is applied on top of (a): the previous-user
+  features share one phrase, so their contributions are added up first.
+
+So reasons use (a) by default, and ``method="lightgbm"`` (``--exact-reasons``)
+runs LightGBM's own TreeSHAP on every row as a reference.
 """
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from leadlink.features.titles import SENIORITY_LEVELS
+REASON_COUNT = 3
+# Each row's reasons are chosen among this many more features than reasons,
+# so that two features with the same phrase still leave ``top_k`` reasons.
+EXTRA_CANDIDATES = 2
+MIN_EFFECT = 1e-9
+MAX_TABLE_VALUE_CHARS = 60
 
-_SENIORITY_NAMES = {value: name.replace("_", " ") for name, value in SENIORITY_LEVELS.items()}
-
+_SENIORITY_TITLES = {
+    9: "C-level title",
+    8: "VP-level title",
+    7: "director-level title",
+    6: "manager-level title",
+    5: "senior individual contributor title",
+    4: "individual contributor title",
+    3: "assistant title",
+    2: "intern title",
+    1: "student title",
+    0: "job title without a clear seniority",
+}
+_FUNCTION_NAMES = {"it": "IT", "hr": "HR", "customer_success": "customer success"}
+_EMAIL_KINDS = {
+    "work": "work email address",
+    "personal": "personal email address",
+    "role": "shared role email address (such as info@)",
+    "disposable": "disposable email address",
+    "missing": "no valid email address",
+}
 _EVENT_LABELS = {
     "home_page_view": "home page visits",
     "page_view": "website visits",
@@ -35,133 +89,363 @@ _EVENT_LABELS = {
     "unsubscribe": "unsubscribes",
     "other": "other interactions",
 }
+# A decayed count below this is an event more than about four half-lives old.
+_RECENT_EVENTS = 0.05
 _LAST_TIME = {
-    "demo_request": ("requested a demo {days} ago", "never requested a demo"),
-    "pricing_page_view": ("viewed the pricing page {days} ago", "never viewed the pricing page"),
-    "trial_signup": ("started a trial {days} ago", "never started a trial"),
-    "webinar_attended": ("attended a webinar {days} ago", "never attended a webinar"),
+    "demo_request": ("requested a demo {when}", "never requested a demo"),
+    "pricing_page_view": ("viewed the pricing page {when}", "never viewed the pricing page"),
+    "trial_signup": ("started a trial {when}", "never started a trial"),
+    "webinar_attended": ("attended a webinar {when}", "never attended a webinar"),
 }
+_NOT_A_USER = "not a previous product user"
+# Features whose phrase depends only on the value rounded to a whole number,
+# so that rounding first lets equal phrases share one description.
+_WHOLE_NUMBER_FEATURES = frozenset(
+    {
+        "contact_age_days",
+        "employee_count",
+        "engagement_score",
+        "events_last_30_days",
+        "days_since_last_event",
+        *(f"days_since_{key}" for key in _LAST_TIME),
+    }
+)
+# Features that share the previous-user phrase, which depends on several of them.
+_PREVIOUS_USER_FEATURES = frozenset(
+    {
+        "previous_user",
+        "match_probability",
+        "job_change",
+        "power_user",
+        "user_active_days",
+        "user_is_admin",
+        "user_plan",
+        "user_tenure_days",
+        "days_since_user_active",
+    }
+)
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _days(value: float) -> str:
     days = int(round(value))
-    if days <= 0:
-        return "today"
     return "1 day" if days == 1 else f"{days:,} days"
 
 
-def describe_feature(name: str, value, row: dict) -> str:
-    """Return a short phrase for one feature's value in the context of its row."""
+def _ago(value: float) -> str:
+    return "today" if int(round(value)) <= 0 else f"{_days(value)} ago"
+
+
+def _money(value: float) -> str:
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if value >= size:
+            amount = value / size
+            return f"${amount:,.1f}{suffix}" if amount < 10 else f"${amount:,.0f}{suffix}"
+    return f"${value:,.0f}"
+
+
+def _is_on(value) -> bool:
+    return not _missing(value) and float(value) >= 1
+
+
+# ---------------------------------------------------------------------------
+# Workspace features
+# ---------------------------------------------------------------------------
+
+
+def _previous_user_summary(row: Mapping) -> str:
+    """Phrase the previous-user facts of a row as one reason.
+
+    Every previous-user feature of a row gets this phrase, so their
+    contributions add up to one reason: the features describe one fact, and
+    TreeSHAP splits its effect between them in ways a reader cannot use. A
+    previous user is described by activity and company ("previous power user
+    at another company"). A non-user with a weaker identity match is
+    described by that match, because it is the only evidence there is.
+    """
+    if not _is_on(row.get("previous_user")):
+        probability = row.get("match_probability")
+        if not _missing(probability) and probability > 0:
+            return f"possible earlier product account (identity match {probability:.0%})"
+        return _NOT_A_USER
+    kind = "power user" if _is_on(row.get("power_user")) else "product user"
+    job_change = row.get("job_change")
+    if _missing(job_change):
+        return f"previous {kind}"
+    where = "at another company" if job_change >= 1 else "at the same company"
+    return f"previous {kind} {where}"
+
+
+def _seniority(value, sign: int) -> str:
+    if _missing(value):
+        return _SENIORITY_TITLES[0]
+    return _SENIORITY_TITLES.get(int(value), _SENIORITY_TITLES[0])
+
+
+def _job_function(value, sign: int) -> str:
+    if _missing(value) or value == "unknown":
+        return "no job title"
+    if value == "other":
+        return "job function outside the usual buyers"
+    return f"works in {_FUNCTION_NAMES.get(value, str(value).replace('_', ' '))}"
+
+
+def _engagement_score(value, sign: int) -> str:
+    if round(value) == 0:
+        return "no recent engagement"
+    level = "high" if sign > 0 else "low"
+    return f"{level} engagement score ({value:,.0f})"
+
+
+def _interactions(value, sign: int) -> str:
+    count = int(round(value))
+    if count == 0:
+        return "no interactions in the last 30 days"
+    noun = "interaction" if count == 1 else "interactions"
+    return f"{count:,} {noun} in the last 30 days"
+
+
+_DESCRIBERS: dict[str, Callable[[object, int], str]] = {
+    "seniority_level": _seniority,
+    "job_function": _job_function,
+    # The same phrase as the seniority level, so that the two merge into one reason.
+    "is_student": lambda v, s: _SENIORITY_TITLES[1] if _is_on(v) else "not a student",
+    "is_intern": lambda v, s: _SENIORITY_TITLES[2] if _is_on(v) else "not an intern",
+    "email_kind": lambda v, s: _EMAIL_KINDS.get(v, _EMAIL_KINDS["missing"]) if not _missing(v) else _EMAIL_KINDS["missing"],
+    "industry": lambda v, s: "industry unknown" if _missing(v) else f"in the {v} industry",
+    "employee_count": lambda v, s: "company size unknown" if _missing(v) else f"company of {v:,.0f} employees",
+    "log_annual_revenue": lambda v, s: "company revenue unknown" if _missing(v) else f"company revenue about {_money(10**v)}",
+    "country": lambda v, s: "country unknown" if _missing(v) else f"based in {str(v).upper()}",
+    "has_phone": lambda v, s: "phone number on file" if _is_on(v) else "no phone number on file",
+    "has_linkedin": lambda v, s: "LinkedIn profile on file" if _is_on(v) else "no LinkedIn profile on file",
+    "contact_age_days": lambda v, s: "CRM creation date unknown" if _missing(v) else f"in the CRM for {_days(v)}",
+    "engagement_score": lambda v, s: "no engagement" if _missing(v) else _engagement_score(v, s),
+    "events_last_30_days": lambda v, s: "no interactions in the last 30 days" if _missing(v) else _interactions(v, s),
+    "days_since_last_event": lambda v, s: "no recorded interaction" if _missing(v) else f"last interaction {_ago(v)}",
+}
+
+
+def describe_feature(name: str, value, row: Mapping, sign: int = 1) -> str:
+    """Return the phrase for one workspace feature's value.
+
+    ``row`` maps the row's other feature names to values, which the
+    previous-user phrases read. ``sign`` is the direction of the feature's
+    contribution (positive or negative). An unknown name gets the generic
+    phrase "<name> is <value>".
+    """
+    if name in _PREVIOUS_USER_FEATURES:
+        return _previous_user_summary(row)
     if name.startswith("decayed_"):
-        label = _EVENT_LABELS.get(name.removeprefix("decayed_"), name)
-        return f"recent {label}" if not _missing(value) and value > 0.05 else f"no recent {label}"
+        label = _EVENT_LABELS.get(name.removeprefix("decayed_"), name.removeprefix("decayed_").replace("_", " "))
+        recent = not _missing(value) and value >= _RECENT_EVENTS
+        return f"recent {label}" if recent else f"no recent {label}"
     if name.startswith("days_since_") and name.removeprefix("days_since_") in _LAST_TIME:
         seen, never = _LAST_TIME[name.removeprefix("days_since_")]
-        return never if _missing(value) else seen.format(days=_days(value)).replace("today ago", "today")
+        return never if _missing(value) else seen.format(when=_ago(value))
     describe = _DESCRIBERS.get(name)
     if describe is not None:
-        return describe(value, row)
+        return describe(value, sign)
+    return describe_table_value(name, value)
+
+
+# ---------------------------------------------------------------------------
+# Lead-table columns
+# ---------------------------------------------------------------------------
+
+
+def describe_table_value(column: str, value, kind: str | None = None) -> str:
+    """Return the generic phrase "<column> is <value>" for a lead-table column.
+
+    Yes/no columns (``kind="boolean"``) read "yes" or "no". Text is cut to
+    ``MAX_TABLE_VALUE_CHARS`` characters, and semicolons and line breaks are
+    replaced, so that joined reasons still split on "; ".
+    """
     if _missing(value):
-        return f"{name} unknown"
-    return f"{name} = {value}"
+        return f"{column} is missing"
+    if kind == "boolean":
+        return f"{column} is {'yes' if _is_on(value) else 'no'}"
+    if isinstance(value, (float, np.floating)):
+        return f"{column} is {_number(float(value))}"
+    text = re.sub(r"\s+", " ", str(value).replace(";", ",")).strip()
+    if len(text) > MAX_TABLE_VALUE_CHARS:
+        text = text[: MAX_TABLE_VALUE_CHARS - 3].rstrip() + "..."
+    return f"{column} is {text}"
 
 
-def _previous_user(value, row) -> str:
-    if value and value >= 1:
-        probability = row.get("match_probability")
-        if _missing(probability):
-            return "used the product before"
-        return f"used the product before (identity match {probability:.0%})"
-    return "no earlier product use found"
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "infinite"
+    if value.is_integer():
+        return f"{int(value):,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
 
 
-def _job_change(value, row) -> str:
-    if _missing(value):
-        return "not a previous user"
-    return "previous user now at another company" if value >= 1 else "product user at the same company"
-
-
-def _power_user(value, row) -> str:
-    if not row.get("previous_user"):
-        return "not a previous user"
-    days = row.get("user_active_days")
-    active = "" if _missing(days) else f" ({days:,.0f} active days)"
-    kind = "power user" if value and value >= 1 else "casual user"
-    where = "at another company" if row.get("job_change") == 1 else "of the product"
-    return f"previous {kind} {where}{active}"
-
-
-_DESCRIBERS = {
-    "previous_user": _previous_user,
-    "match_probability": lambda v, r: "no identity match" if not v else f"identity match {v:.0%} with a product user",
-    "job_change": _job_change,
-    "power_user": _power_user,
-    "user_active_days": lambda v, r: "not a previous user" if _missing(v) else f"{v:,.0f} active days in the product",
-    "user_is_admin": lambda v, r: "was an admin of a product account" if v else "was not an admin",
-    "user_plan": lambda v, r: "not a previous user" if _missing(v) else f"had the {v} plan",
-    "user_tenure_days": lambda v, r: "not a previous user" if _missing(v) else f"used the product for {_days(v)}",
-    "days_since_user_active": lambda v, r: "not a previous user" if _missing(v) else f"last active in the product {_days(v)} ago",
-    "seniority_level": lambda v, r: f"seniority: {_SENIORITY_NAMES.get(int(v), 'unknown') if not _missing(v) else 'unknown'}",
-    "job_function": lambda v, r: "job function unknown" if _missing(v) or v == "unknown" else f"works in {str(v).replace('_', ' ')}",
-    "is_student": lambda v, r: "student" if v else "not a student",
-    "is_intern": lambda v, r: "intern" if v else "not an intern",
-    "email_kind": lambda v, r: "no email address" if _missing(v) or v == "missing" else f"{v} email address",
-    "industry": lambda v, r: "industry unknown" if _missing(v) else f"industry: {v}",
-    "employee_count": lambda v, r: "company size unknown" if _missing(v) else f"company of {v:,.0f} employees",
-    "log_annual_revenue": lambda v, r: "company revenue unknown" if _missing(v) else f"company revenue about ${10 ** v:,.0f}",
-    "country": lambda v, r: "country unknown" if _missing(v) else f"based in {str(v).upper()}",
-    "has_phone": lambda v, r: "phone number on file" if v else "no phone number",
-    "has_linkedin": lambda v, r: "LinkedIn profile on file" if v else "no LinkedIn profile",
-    "contact_age_days": lambda v, r: "CRM creation date unknown" if _missing(v) else f"in the CRM for {_days(v)}",
-    "engagement_score": lambda v, r: f"engagement score {v:,.0f}",
-    "events_last_30_days": lambda v, r: f"{v:,.0f} interactions in the last 30 days",
-    "days_since_last_event": lambda v, r: "no recorded interaction" if _missing(v) else f"last interaction {_days(v)} ago".replace("today ago", "today"),
-}
+# ---------------------------------------------------------------------------
+# Ranking
+# ---------------------------------------------------------------------------
 
 
 def top_reasons(
     features: pd.DataFrame,
     contributions: np.ndarray,
     feature_names: list[str],
-    top_k: int = 3,
+    top_k: int = REASON_COUNT,
     display_names: dict[str, str] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> list[list[str]]:
-    """Return, per row, the ``top_k`` reasons with the largest absolute contribution.
+    """Return, per row, up to ``top_k`` signed phrases with the largest absolute contribution.
 
-    ``contributions`` has one column per feature and a last bias column, as
-    LightGBM's ``pred_contrib`` returns it. Features whose phrases repeat in a
-    row (the previous-user group often does) are reported once. With
-    ``display_names`` (lead tables), a reason reads "<column> = <value>".
+    ``contributions`` has one column per feature in ``feature_names`` (a last
+    bias column may follow), as LightGBM's ``pred_contrib`` returns it. With
+    ``display_names`` (lead tables), phrases are generic and name the
+    original column, and ``kinds`` marks its yes/no columns. A phrase whose
+    contribution is below ``MIN_EFFECT`` in size is left out.
     """
-    effects = contributions[:, : len(feature_names)]
-    order = np.argsort(-np.abs(effects), axis=1, kind="stable")
-    records = features[feature_names].to_dict("records")
-    reasons = []
-    for row_index, record in enumerate(records):
-        phrases: list[str] = []
-        for column in order[row_index]:
-            effect = effects[row_index, column]
-            if abs(effect) < 1e-9 or len(phrases) >= top_k:
-                break
-            name = feature_names[column]
-            if display_names is not None:
-                phrase = _describe_table_value(display_names.get(name, name), record.get(name))
-            else:
-                phrase = describe_feature(name, record.get(name), record)
-            signed = ("+ " if effect > 0 else "- ") + phrase
-            if signed not in phrases:
-                phrases.append(signed)
-        reasons.append(phrases)
+    n_features = len(feature_names)
+    effects = np.asarray(contributions, dtype=np.float64)[:, :n_features]
+    if len(effects) == 0 or n_features == 0 or top_k <= 0:
+        return [[] for _ in range(len(effects))]
+
+    if display_names is None:
+        effects = _merge_previous_user_group(effects, feature_names)
+    shortlist = _shortlist(effects, min(n_features, top_k + EXTRA_CANDIDATES))
+    shortlist_effects = np.take_along_axis(effects, shortlist, axis=1)
+    valid = np.abs(shortlist_effects) >= MIN_EFFECT
+    # The extra candidates are phrased only for rows whose first ``top_k`` repeat a phrase.
+    first = valid.copy()
+    first[:, top_k:] = False
+    phrases = _shortlist_phrases(features, feature_names, shortlist, shortlist_effects, first, display_names, kinds)
+
+    # Rows whose first ``top_k`` phrases repeat one merge the contributions of
+    # their whole shortlist; the others take those phrases as they are.
+    repeated = _has_repeated_phrase(phrases[:, :top_k])
+    if repeated.any() and shortlist.shape[1] > top_k:
+        extra = np.zeros_like(valid)
+        extra[repeated, top_k:] = valid[repeated, top_k:]
+        more = _shortlist_phrases(features, feature_names, shortlist, shortlist_effects, extra, display_names, kinds)
+        phrases[extra] = more[extra]
+    reported = first[:, :top_k]
+    signs = np.where(shortlist_effects[:, :top_k] > 0, "+ ", "- ").astype(object)
+    signed = signs + np.where(reported, phrases[:, :top_k], "").astype(object)
+    signed[~reported] = None
+    reasons = [[text for text in row if text is not None] for row in signed.tolist()]
+    for row in np.flatnonzero(repeated):
+        reasons[row] = _merged_reasons(phrases[row], shortlist_effects[row], valid[row], top_k)
     return reasons
 
 
-def _describe_table_value(column: str, value) -> str:
-    if _missing(value):
-        return f"{column} missing"
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return f"{column} = {value}"
+def _merge_previous_user_group(effects: np.ndarray, feature_names: list[str]) -> np.ndarray:
+    """Add the previous-user features' contributions into the first of them, since they share one phrase."""
+    members = [position for position, name in enumerate(feature_names) if name in _PREVIOUS_USER_FEATURES]
+    if len(members) < 2:
+        return effects
+    merged = effects.copy()
+    merged[:, members[0]] = effects[:, members].sum(axis=1)
+    merged[:, members[1:]] = 0.0
+    return merged
+
+
+def _shortlist(effects: np.ndarray, size: int) -> np.ndarray:
+    """Return per row the ``size`` feature positions with the largest absolute effect, largest first."""
+    magnitude = np.abs(effects)
+    if size < effects.shape[1]:
+        picked = np.argpartition(-magnitude, size - 1, axis=1)[:, :size]
+    else:
+        picked = np.broadcast_to(np.arange(effects.shape[1]), effects.shape)
+    order = np.argsort(-np.take_along_axis(magnitude, picked, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(picked, order, axis=1)
+
+
+def _python_values(values: np.ndarray) -> list:
+    """Return values as Python objects, with every kind of missing value as None."""
+    objects = values.astype(object)
+    objects[pd.isna(values)] = None
+    return objects.tolist()
+
+
+def _shortlist_phrases(
+    features: pd.DataFrame,
+    feature_names: list[str],
+    shortlist: np.ndarray,
+    shortlist_effects: np.ndarray,
+    valid: np.ndarray,
+    display_names: dict[str, str] | None,
+    kinds: dict[str, str] | None,
+) -> np.ndarray:
+    """Phrase the shortlist entries marked in ``valid``, one feature at a time, describing each distinct value once."""
+    phrases = np.full(shortlist.shape, None, dtype=object)
+    rows, slots = np.nonzero(valid)
+    positions = shortlist[rows, slots]
+    order = np.argsort(positions, kind="stable")
+    rows, slots, positions = rows[order], slots[order], positions[order]
+    starts = np.flatnonzero(np.diff(positions, prepend=-1))
+    for start, end in zip(starts, [*starts[1:], len(positions)]):
+        name = feature_names[positions[start]]
+        entry_rows, entry_slots = rows[start:end], slots[start:end]
+        values = _feature_values(features, name, entry_rows)
+        if display_names is None and name in _WHOLE_NUMBER_FEATURES:
+            values = [None if value is None else round(value) for value in values]
+        signs = np.where(shortlist_effects[entry_rows, entry_slots] > 0, 1, -1).tolist()
+        if display_names is not None:
+            describe = _memoized(lambda value, sign: describe_table_value(display_names.get(name, name), value, (kinds or {}).get(name)))
+            keys = zip(values, [1] * len(values))
+        elif name in _PREVIOUS_USER_FEATURES:
+            # The phrase depends on the row's other previous-user values, which become part of the key.
+            context = [_feature_values(features, key, entry_rows) for key in _SUMMARY_CONTEXT]
+            describe = _memoized(lambda value, sign: _previous_user_summary(dict(zip(_SUMMARY_CONTEXT, value))))
+            keys = zip(zip(*context), signs)
+        else:
+            describe = _memoized(lambda value, sign: describe_feature(name, value, {}, sign))
+            keys = zip(values, signs)
+        phrases[entry_rows, entry_slots] = [describe(*key) for key in keys]
+    return phrases
+
+
+# The previous-user values that the shared phrase reads.
+_SUMMARY_CONTEXT = ("previous_user", "power_user", "job_change", "match_probability")
+
+
+def _feature_values(features: pd.DataFrame, name: str, rows: np.ndarray) -> list:
+    if name not in features.columns:
+        return [None] * len(rows)
+    return _python_values(features[name].to_numpy()[rows])
+
+
+def _memoized(describe: Callable[[object, int], str]) -> Callable[[object, int], str]:
+    """Wrap a phrase function so that each distinct (value, sign) is described once."""
+    memo: dict[tuple, str] = {}
+
+    def cached(value, sign: int) -> str:
+        key = (value, sign)
+        if key not in memo:
+            memo[key] = describe(value, sign)
+        return memo[key]
+
+    return cached
+
+
+def _has_repeated_phrase(phrases: np.ndarray) -> np.ndarray:
+    """Mark rows in which two shortlist entries have the same phrase."""
+    repeated = np.zeros(len(phrases), dtype=bool)
+    for first in range(phrases.shape[1]):
+        for second in range(first + 1, phrases.shape[1]):
+            same = phrases[:, first] == phrases[:, second]
+            repeated |= same & (phrases[:, first] != None)  # noqa: E711 - elementwise on an object array
+    return repeated
+
+
+def _merged_reasons(phrases: np.ndarray, effects: np.ndarray, valid: np.ndarray, top_k: int) -> list[str]:
+    """Add up the contributions of equal phrases in one row's shortlist and return the top ``top_k``."""
+    totals: dict[str, float] = {}
+    for phrase, effect, ok in zip(phrases.tolist(), effects.tolist(), valid.tolist()):
+        if ok:
+            totals[phrase] = totals.get(phrase, 0.0) + effect
+    ranked = sorted(totals.items(), key=lambda item: -abs(item[1]))
+    return [("+ " if total > 0 else "- ") + phrase for phrase, total in ranked[:top_k] if abs(total) >= MIN_EFFECT]
