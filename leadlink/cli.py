@@ -272,7 +272,7 @@ def train(
     id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table, kept out of the features."),
     population: str = typer.Option("deals", "--population", help="'deals': one example per closed deal as of its creation; 'contacts': one per contact as of its creation."),
     horizon_days: float = typer.Option(90.0, "--horizon-days", help="With --population contacts: a win counts when the deal closes within this many days."),
-    maturity_days: Optional[float] = typer.Option(None, "--maturity-days", help="Leave out deals created within this many days of --as-of (default: the 90th percentile sales cycle)."),
+    maturity_days: Optional[float] = typer.Option(None, "--maturity-days", help="Leave out deals created within this many days of --as-of (default: the 95th percentile sales cycle)."),
     folds: int = typer.Option(4, "--folds", min=1, max=20, help="Backtest folds: cut-offs over the newest 40% of examples (random folds for --table)."),
     tune: int = typer.Option(0, "--tune", min=0, help="Optuna trials to tune LightGBM on data older than the backtest (0: no tuning)."),
     keep_feature: list[str] = typer.Option([], "--keep-feature", help="Keep a feature the leakage guard flags (repeatable; feature or column name)."),
@@ -328,7 +328,8 @@ def train(
 
 
 def _print_training_summary(summary: dict) -> None:
-    table = Table(title=f"Backtest ({summary['split']} split, {len(summary['folds']) // max(len(summary['baselines']) + 1, 1)} folds)")
+    n_folds = len(summary["folds"]) // (len(summary["baselines"]) + 1)
+    table = Table(title=f"Backtest ({summary['split']} split, {n_folds} fold{'s' if n_folds != 1 else ''})")
     for column in ("scorer", "examples", "ROC AUC", "PR AUC", "log loss", "Brier", "ECE", "top-decile lift"):
         table.add_column(column, justify="left" if column == "scorer" else "right")
     for name, metrics in {"model": summary["metrics"], **summary["baselines"]}.items():
@@ -435,11 +436,11 @@ def score(
     table: Optional[Path] = typer.Option(None, "--table", help="Score a one-row-per-lead table (.csv or .parquet) instead of a workspace."),
     id_column: Optional[str] = typer.Option(None, "--id", help="Id column of --table (default: the one used in training)."),
     rejects: Optional[Path] = typer.Option(None, "--rejects", help="CSV file for rejected rows (default: OUT's name with .rejects.csv)."),
-    chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows scored and written per chunk; memory grows with it."),
+    chunk_rows: int = typer.Option(50_000, "--chunk-rows", min=1, help="Rows scored and written per chunk. Memory use grows with it."),
     exact_reasons: bool = typer.Option(
         False,
         "--exact-reasons",
-        help="Compute reasons with LightGBM's TreeSHAP on every row, which cost 26 to 55 times a prediction on a 120-tree model. "
+        help="Compute reasons with LightGBM's TreeSHAP on every row, which costs 26 to 55 times a prediction on a 120-tree model. "
         "The default gives the same values from a cache per tree decision pattern.",
     ),
     crm_export: Optional[Path] = typer.Option(None, "--crm-export", help="Also write a CSV keyed by CRM id for import into the CRM."),

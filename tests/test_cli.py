@@ -85,7 +85,7 @@ def test_train_and_score_workspace(demo_workspace, tmp_path):
     contacts = pd.read_parquet(demo_workspace / "contacts.parquet")
     assert len(scores) == len(contacts)
     assert set(scores["contact_id"]) == set(contacts["contact_id"])
-    expected = ["contact_id", "probability", "score", "previous_user", "matched_user_id", "match_probability", "reasons", "model_version"]
+    expected = ["contact_id", "probability", "score", "grade", "is_mql", "previous_user", "matched_user_id", "match_probability", "reasons", "model_version"]
     assert list(scores.columns) == expected
     assert scores["probability"].between(0, 1).all()
     assert (scores["score"] == (scores["probability"] * 100).round().astype(int)).all()

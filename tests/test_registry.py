@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from leadlink.cli import app
+from leadlink.errors import LeadlinkError
 from leadlink.training import registry, tracking
 from leadlink.training.workflow import TrainingOptions, train_table
 
@@ -124,7 +125,7 @@ def test_compare_table_and_report(tmp_path):
     path = lead_table(tmp_path / "leads.csv")
     first = train(path)
     registry.promote("leads")
-    second = train(path, seed=1)
+    second = train(path)
     runs = registry.registered_runs("leads")
     frame = registry.comparison_frame(runs)
     assert list(frame.index) == [f"challenger v{second['version']}", f"champion v{first['version']}"]
@@ -157,3 +158,24 @@ def test_promote_without_model_is_clear(tmp_path, monkeypatch):
     result = runner.invoke(app, ["promote", "--model-name", "nothing"])
     assert result.exit_code == 2
     assert "Model 'nothing' has no 'challenger' alias" in result.output
+
+
+def test_promote_rejects_model_worse_than_rules(tmp_path):
+    summary = train(lead_table(tmp_path / "leads.csv"))
+    set_metric(summary["run_id"], "rules_backtest_roc_auc", summary["metrics"]["roc_auc"] + 0.05)
+    with pytest.raises(registry.PromotionRejected, match="worse than the rules score"):
+        registry.promote("leads")
+    assert registry.promote("leads", force=True)["champion"] == summary["version"]
+
+
+def test_promote_rejects_data_metric():
+    with pytest.raises(LeadlinkError, match="'base_rate' is not a model metric"):
+        registry.promote("leads", metric="base_rate")
+
+
+def test_backtests_with_other_folds_differ(tmp_path):
+    path = lead_table(tmp_path / "leads.csv")
+    train(path)
+    train_table(path, "Won", "Lead", TrainingOptions(model_name="leads", folds=4))
+    frame = registry.comparison_frame(registry.registered_runs("leads"))
+    assert frame["same backtest"].tolist() == ["yes", "no"]

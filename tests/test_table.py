@@ -84,7 +84,7 @@ def test_x_education_trains_and_scores(shared_data, tmp_path):
     assert list(scores.columns) == ["Prospect ID", "probability", "score", "reasons", "model_version"]
     assert scores["probability"].between(0, 1).all()
     phrases = scores["reasons"].str.split("; ").explode()
-    assert phrases.str.match(r"^[+-] .+( = .+| missing)$").all()
+    assert phrases.str.match(r"^[+-] .+ is .+$").all()
 
 
 def test_table_rows_without_label_are_rejected(tmp_path):

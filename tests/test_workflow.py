@@ -44,7 +44,7 @@ def test_contact_population_by_hand(small_workspace):
 
 
 def test_contact_population_needs_positive_horizon(small_workspace):
-    with pytest.raises(TrainingError, match="--horizon-days must be a positive number"):
+    with pytest.raises(TrainingError, match="--horizon-days must be a number of days, more than zero"):
         contact_examples(small_workspace, utc("2024-06-15"), horizon_days=0)
 
 
@@ -101,3 +101,35 @@ def test_contact_population_trains(demo_workspace):
     summary = train_workspace(demo_workspace, options=TrainingOptions(folds=2), population="contacts", horizon_days=120)
     assert summary["split"] == "time"
     assert summary["examples"] > 1000
+
+
+def test_guard_flagging_everything_is_clear(tmp_path):
+    path = lead_table(tmp_path / "leads.csv", n=2000)
+    with pytest.raises(TrainingError, match="flagged all 2 features"):
+        train_table(path, "Won", "Lead", TrainingOptions(model_name="leads", folds=3, leakage_auc=0.5))
+
+
+@pytest.mark.parametrize("days", [float("nan"), float("inf"), -30.0, 1e9])
+def test_bad_maturity_days_rejected(small_workspace, days):
+    with pytest.raises(TrainingError, match="--maturity-days must be a number of days"):
+        deal_examples(small_workspace, utc("2024-05-15"), maturity_days=days)
+
+
+def test_one_outcome_only_is_clear(tmp_path):
+    path = lead_table(tmp_path / "leads.csv", n=600)
+    table = pd.read_csv(path).assign(Won="yes")
+    table.to_csv(path, index=False)
+    with pytest.raises(TrainingError, match="All 600 examples are won"):
+        train_table(path, "Won", "Lead", TrainingOptions(model_name="leads", folds=3))
+
+
+def test_person_name_columns_are_dropped(tmp_path):
+    path = lead_table(tmp_path / "leads.csv", n=1500)
+    table = pd.read_csv(path)
+    rng = np.random.default_rng(0)
+    table["First Name"] = rng.choice(["Ana", "Bo", "Chen", "Dana"], size=len(table))
+    table["Last Name"] = rng.choice(["Silva", "Berg", "Wong"], size=len(table))
+    table.to_csv(path, index=False)
+    summary = train_table(path, "Won", "Lead", TrainingOptions(model_name="leads", folds=3))
+    assert summary["features"] == 2
+    assert any("First Name" in note and "names" in note for note in summary["notes"])

@@ -85,6 +85,11 @@ def time_folds(
         raise TrainingError(f"--folds must be at least 1; got {n_folds}.")
     moment_values = pd.to_datetime(moments, utc=True).reset_index(drop=True)
     outcome_values = pd.to_datetime(outcome_at, utc=True).reset_index(drop=True)
+    if moment_values.nunique() < 2 * n_folds:
+        raise TrainingError(
+            f"The examples have {moment_values.nunique():,} distinct moment(s); a backtest by time with {n_folds} fold(s) "
+            f"needs examples spread over at least {2 * n_folds} moments. Add data from more days."
+        )
     quantiles = [1.0 - test_share + test_share * k / n_folds for k in range(n_folds)]
     cutoffs = [moment_values.quantile(q) for q in quantiles] + [None]
 
@@ -114,6 +119,12 @@ def random_folds(labels: np.ndarray, n_folds: int = DEFAULT_FOLDS, seed: int = 0
 
 def check_folds(folds: list[Fold], labels: np.ndarray, remedy: str) -> None:
     """Raise a TrainingError with the counts when a fold is too small to learn or judge from."""
+    wins = int(np.sum(labels))
+    if wins in (0, len(labels)):
+        outcome = "won" if wins else "lost"
+        raise TrainingError(
+            f"All {len(labels):,} examples are {outcome}; a conversion model needs both won and lost examples. {remedy}"
+        )
     for fold in folds:
         train_wins = int(labels[fold.train].sum())
         train_losses = len(fold.train) - train_wins

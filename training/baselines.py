@@ -14,7 +14,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 
 @dataclass
@@ -31,20 +31,26 @@ def fit_logistic(features: pd.DataFrame, labels: np.ndarray, kinds: dict[str, st
 
     Missing numbers get the training median plus a missing-value indicator,
     because for engagement and previous-use features "never happened" is
-    itself informative.
+    itself informative. Numbers are log-compressed first: event counts are
+    heavy-tailed, and a few huge values would otherwise get extreme
+    probabilities that ruin the baseline's log loss.
     """
     numeric = [name for name in features.columns if kinds[name] != "categorical"]
     categorical = [name for name in features.columns if kinds[name] == "categorical"]
     transformer = ColumnTransformer(
         [
-            ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), StandardScaler()), numeric),
+            ("numeric", make_pipeline(SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True), FunctionTransformer(_signed_log), StandardScaler()), numeric),
             ("categorical", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False), categorical),
         ]
     )
-    pipeline = Pipeline([("encode", transformer), ("model", LogisticRegression(C=1.0, max_iter=2000))])
+    pipeline = Pipeline([("encode", transformer), ("model", LogisticRegression(C=0.1, max_iter=2000))])
     columns = numeric + categorical
     pipeline.fit(_prepare(features, columns, categorical), np.asarray(labels, dtype=int))
     return LogisticBaseline(pipeline, columns)
+
+
+def _signed_log(values: np.ndarray) -> np.ndarray:
+    return np.sign(values) * np.log1p(np.abs(values))
 
 
 def _prepare(features: pd.DataFrame, columns: list[str], categorical: list[str] | None = None) -> pd.DataFrame:

@@ -30,7 +30,16 @@ def resolve_as_of(workspace: Workspace, as_of: str | pd.Timestamp | None, now: p
             logger.warning("%s timestamp(s) lie after the current time and were ignored for the default --as-of; check them.", f"{future:,}")
         # One microsecond later, so that rows at the latest instant count as before it.
         return latest + pd.Timedelta(microseconds=1)
-    return parse_as_of(as_of)
+    stamp = parse_as_of(as_of)
+    latest = workspace.latest_timestamp(not_after=now)
+    if latest is not None and stamp > max(latest, now):
+        logger.warning(
+            "--as-of %s lies after the workspace's latest timestamp (%s) and the current time; deals still open then "
+            "cannot be told apart from deals that never closed.",
+            stamp.isoformat(),
+            latest.isoformat(),
+        )
+    return stamp
 
 
 def parse_as_of(as_of: str | pd.Timestamp) -> pd.Timestamp:
@@ -56,6 +65,18 @@ CYCLE_SAMPLE_AGE_DAYS = 365
 MIN_CYCLE_SAMPLE = 50
 
 
+# A century: longer windows are typing mistakes and overflow timestamps.
+MAX_DAYS = 36_500
+
+
+def check_days(option: str, value: float, allow_zero: bool) -> None:
+    """Raise a TrainingError unless ``value`` is a usable number of days for ``option``."""
+    lowest = "zero or more" if allow_zero else "more than zero"
+    valid = np.isfinite(value) and (value >= 0 if allow_zero else value > 0) and value <= MAX_DAYS
+    if not valid:
+        raise TrainingError(f"{option} must be a number of days, {lowest} and at most {MAX_DAYS:,}; got {value}.")
+
+
 def sales_cycle_days(deals: pd.DataFrame, as_of: pd.Timestamp, quantile: float = MATURITY_QUANTILE) -> float:
     """Return the maturity window in days: the longer of the won and lost cycle-length ``quantile``."""
     closed = deals[deals["outcome"].isin(["won", "lost"]) & (deals["closed_at"] < as_of)]
@@ -79,6 +100,7 @@ def deal_examples(workspace: Workspace, as_of: pd.Timestamp, maturity_days: floa
     deals = workspace.deals
     if maturity_days is None:
         maturity_days = sales_cycle_days(deals, as_of)
+    check_days("--maturity-days", maturity_days, allow_zero=True)
     mature_before = as_of - pd.Timedelta(days=float(maturity_days))
     created_in_time = deals["created_at"] < mature_before
     closed = deals["outcome"].isin(["won", "lost"]) & (deals["closed_at"] < as_of)
@@ -96,9 +118,15 @@ def deal_examples(workspace: Workspace, as_of: pd.Timestamp, maturity_days: floa
     for column in ("as_of", "outcome_at"):
         examples[column] = pd.to_datetime(examples[column], utc=True)
     if examples.empty:
+        n_closed = int(deals["outcome"].isin(["won", "lost"]).sum())
+        if n_closed == 0:
+            raise TrainingError(
+                f"The deals table of {workspace.path} has no won or lost deal among its {len(deals):,} usable rows; "
+                "training needs closed deals. Rejected rows, if any, are listed in the workspace's rejects file."
+            )
         raise TrainingError(
             f"No won or lost deal created before {mature_before.isoformat()} and closed before {as_of.isoformat()} "
-            f"in {workspace.path}; the deals table has {len(deals):,} usable rows. Move --as-of later or lower --maturity-days."
+            f"in {workspace.path} ({n_closed:,} closed deals in all). Move --as-of later or lower --maturity-days."
         )
 
     logger.info(
@@ -123,9 +151,13 @@ def contact_examples(workspace: Workspace, as_of: pd.Timestamp, horizon_days: fl
     Only contacts whose horizon ended before ``as_of`` count, so every label
     is final. Contacts without a creation time are counted and left out.
     """
-    if not horizon_days > 0:
-        raise TrainingError(f"--horizon-days must be a positive number of days; got {horizon_days}.")
+    check_days("--horizon-days", horizon_days, allow_zero=False)
     contacts = workspace.contacts
+    if contacts["created_at"].isna().all():
+        raise TrainingError(
+            f"No contact in {workspace.path} has a created_at time, so no contact has a moment to be scored as of; "
+            "fill contacts.created_at or use --population deals."
+        )
     horizon = pd.Timedelta(days=float(horizon_days))
     created = contacts["created_at"]
     usable = created.notna() & (created + horizon < as_of)

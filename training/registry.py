@@ -22,7 +22,7 @@ from mlflow.exceptions import MlflowException
 
 from leadlink.errors import LeadlinkError, ModelNotFoundError
 from leadlink.training import tracking
-from leadlink.training.evaluation import LOWER_IS_BETTER, METRIC_NAMES
+from leadlink.training.evaluation import LOWER_IS_BETTER
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,9 @@ def _backtest_definition(client: MlflowClient, run_id: str) -> dict:
 
 def comparison_frame(runs: list[RegisteredRun]) -> pd.DataFrame:
     """Return one row per run with its backtest metrics and those of its baselines."""
-    reference = next((run for run in runs if tracking.CHALLENGER in run.aliases), runs[0])
+    # Runs are compared with the challenger's backtest, or the champion's when there is no challenger.
+    reference = next((run for run in runs if tracking.CHALLENGER in run.aliases), None)
+    reference = reference or next((run for run in runs if tracking.CHAMPION in run.aliases), runs[0])
     rows = []
     for run in runs:
         row = {"model": run.label, "run": run.run_id[:8], "registered": run.created.strftime("%Y-%m-%d %H:%M")}
@@ -122,8 +124,8 @@ def promote(model_name: str, version: str | None = None, metric: str = "roc_auc"
     Raises PromotionRejected when the candidate is worse than the current
     champion on ``backtest_<metric>`` and ``force`` is false.
     """
-    if metric not in METRIC_NAMES:
-        raise LeadlinkError(f"--metric {metric!r} is not a backtest metric; choose one of {', '.join(METRIC_NAMES)}.")
+    if metric not in COMPARED_METRICS:
+        raise LeadlinkError(f"--metric {metric!r} is not a model metric; choose one of {', '.join(COMPARED_METRICS)}.")
     client = MlflowClient()
     candidate = _version(client, model_name, version=version, alias=None if version else tracking.CHALLENGER)
     champion = _version(client, model_name, alias=tracking.CHAMPION, required=False)
@@ -138,6 +140,12 @@ def promote(model_name: str, version: str | None = None, metric: str = "roc_auc"
         }
 
     verdict = _judge(client, candidate, champion, metric)
+    rules_value = _rules_metric(client, candidate.run_id, metric)
+    if rules_value is not None and _is_worse(verdict["candidate_value"], rules_value, metric) and not force:
+        raise PromotionRejected(
+            f"Version {candidate.version} has backtest {metric} {verdict['candidate_value']:.4f}, worse than the rules score's "
+            f"{rules_value:.4f} on the same folds; a points score would serve better. Pass --force to promote anyway."
+        )
     if verdict["worse"] and not force:
         raise PromotionRejected(
             f"Version {candidate.version} has backtest {metric} {verdict['candidate_value']:.4f}, worse than champion version "
@@ -167,10 +175,7 @@ def _judge(client: MlflowClient, candidate, champion, metric: str) -> dict:
     if champion is None:
         return {"candidate_value": candidate_value, "champion_value": None, "worse": False, "same_backtest": None}
     champion_value = _run_metric(client, champion.run_id, metric)
-    if metric in LOWER_IS_BETTER:
-        worse = candidate_value > champion_value
-    else:
-        worse = candidate_value < champion_value
+    worse = _is_worse(candidate_value, champion_value, metric)
     same = _backtest_definition(client, candidate.run_id).get("fingerprint") == _backtest_definition(client, champion.run_id).get("fingerprint")
     if not same:
         logger.warning(
@@ -180,6 +185,15 @@ def _judge(client: MlflowClient, candidate, champion, metric: str) -> dict:
             metric,
         )
     return {"candidate_value": candidate_value, "champion_value": champion_value, "worse": bool(worse), "same_backtest": same}
+
+
+def _is_worse(value: float, reference: float, metric: str) -> bool:
+    return value > reference if metric in LOWER_IS_BETTER else value < reference
+
+
+def _rules_metric(client: MlflowClient, run_id: str, metric: str) -> float | None:
+    value = client.get_run(run_id).data.metrics.get(f"rules_backtest_{metric}")
+    return float(value) if value is not None and np.isfinite(value) else None
 
 
 def _run_metric(client: MlflowClient, run_id: str, metric: str) -> float:

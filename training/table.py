@@ -136,6 +136,9 @@ def infer_schema(table: pd.DataFrame, label: str | None, id_column: str | None) 
         if kind == "categorical" and _looks_like_contact_data(present):
             notes.append(f"dropped column '{source}': it holds email addresses or phone numbers, which are personal data, not features")
             continue
+        if kind == "categorical" and _names_a_person(source):
+            notes.append(f"dropped column '{source}': it holds people's names, which are personal data, not features")
+            continue
         columns.append(TableColumn(str(source), feature_name(source, position), kind))
     for note in notes:
         logger.info("Lead table: %s", note)
@@ -154,6 +157,19 @@ def _looks_like_identifier(present: pd.Series, kind: str, n_rows: int) -> bool:
 
 _EMAIL_LIKE = r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"
 _PHONE_LIKE = r"^\+?[\d\s().-]{7,}$"
+
+
+# Headers of columns holding a person's name; names identify people and
+# would end up in the model's category levels and MLflow artifacts.
+_PERSON_NAME_HEADER = re.compile(
+    r"^(first|last|given|family|middle|full|contact|lead|customer|person)?[\s_-]*(name|surname|forename)s?$|^(vorname|nachname|prenom|nom|nombre|apellidos?)$",
+    re.IGNORECASE,
+)
+
+
+def _names_a_person(header: object) -> bool:
+    folded = unidecode(str(header)).strip()
+    return bool(_PERSON_NAME_HEADER.match(folded))
 
 
 def _looks_like_contact_data(present: pd.Series) -> bool:

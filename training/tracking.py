@@ -26,13 +26,24 @@ DEFAULT_MODEL_NAME = "leadlink"
 _PIP_REQUIREMENTS = ["leadlink", "lightgbm", "pandas", "numpy", "scikit-learn"]
 
 
+_registry_uri_set_here: str | None = None
+
+
 def configure_mlflow(experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Point MLflow at the tracking store and make sure the experiment exists."""
+    global _registry_uri_set_here
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(os.environ.get("MLFLOW_REGISTRY_URI", uri))
+    # MLflow 3 copies the registry URI into MLFLOW_REGISTRY_URI when it is
+    # set, so a value this function set earlier is not the user's choice and
+    # must follow the tracking URI when that changes.
+    registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    if not registry or registry == _registry_uri_set_here:
+        registry = uri
+    mlflow.set_registry_uri(registry)
+    _registry_uri_set_here = registry
 
     client = MlflowClient()
     if client.get_experiment_by_name(experiment) is None:

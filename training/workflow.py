@@ -144,6 +144,10 @@ def prepare_workspace(
     rules = load_rules(rules_path)
     workspace = load_workspace(path, require=("contacts", "deals"))
     rejects = workspace.write_problems(options.rejects_path or Path(path) / "rejects.csv")
+    if rejects:
+        logger.warning("%s problem(s) in the workspace; rejected rows and cleared values are listed in %s", f"{len(workspace.problems):,}", rejects)
+    if workspace.events.empty:
+        logger.warning("The workspace has no events, so every engagement feature is zero and the model learns from fit and previous use only.")
     cutoff = resolve_as_of(workspace, as_of)
 
     links, linker, linked = link_workspace(
@@ -169,7 +173,7 @@ def prepare_workspace(
         order=np.arange(len(examples)),  # examples come sorted by moment
         split="time",
         folds=folds,
-        remedy="Add closed deals, move --as-of later, or use fewer --folds.",
+        remedy=_fold_remedy(population),
         display_names={},
         params={
             "mode": "workspace",
@@ -192,6 +196,12 @@ def prepare_workspace(
         rules=rules,
     )
     return PreparedWorkspace(data, examples, linker.model_json_, len(links), workspace.summary(), str(rejects) if rejects else None)
+
+
+def _fold_remedy(population: str) -> str:
+    if population == "contacts":
+        return "Use a longer --horizon-days, move --as-of later, or use fewer --folds."
+    return "Add closed deals, move --as-of later, or use fewer --folds."
 
 
 def _rules_points(
@@ -236,7 +246,7 @@ def train_table(path: str | Path, label: str, id_column: str | None = None, opti
         kinds={c.name: ("categorical" if c.kind == "categorical" else "numeric") for c in schema.columns},
         order=np.random.default_rng(options.seed).permutation(len(labels)),
         split="random",
-        folds=random_folds(labels, max(options.folds, 2), options.seed),
+        folds=random_folds(labels, options.folds, options.seed),
         remedy="Add more labelled rows with both outcomes, or use fewer --folds.",
         display_names=schema.display_names,
         params={"mode": "table", "table": Path(path).name, "label": label},
@@ -267,9 +277,13 @@ def _fit_evaluate_log(data: PreparedData, options: TrainingOptions, linkage_mode
         display_names=data.display_names,
         recorded_after_outcome=data.recorded_after_outcome,
     )
-    _report_flags(flags)
     _check_keep_names(options.keep_features, data)
     excluded = excluded_features(flags)
+    if len(excluded) == data.features.shape[1]:
+        raise TrainingError(
+            f"The leakage guard flagged all {len(excluded)} features (--leakage-auc {options.leakage_auc}), so none is left to "
+            "train on. Raise --leakage-auc or keep features with --keep-feature."
+        )
     features = data.features.drop(columns=excluded)
     kinds = {name: data.kinds[name] for name in features.columns}
 
@@ -387,7 +401,12 @@ def _log_run_contents(data, options, result: BacktestResult, scorer, features, f
 
 def _backtest_definition(data: PreparedData, result: BacktestResult) -> dict:
     """Describe the backtest so runs can tell whether they were judged on the same examples."""
-    fingerprint = pd.util.hash_pandas_object(pd.DataFrame({"label": data.labels}), index=True).sum()
+    folds = pd.DataFrame({"fold": np.full(len(data.labels), -1), "label": data.labels})
+    for fold in result.folds:
+        folds.loc[fold.test, "fold"] = fold.number
+    # Same labels in the same order, split into the same test folds at the same cut-offs.
+    cutoffs = "|".join(str(fold.cutoff) for fold in result.folds)
+    fingerprint = int(pd.util.hash_pandas_object(folds, index=True).sum()) ^ int(pd.util.hash_array(np.array([cutoffs], dtype=object))[0])
     return {
         "split": result.split,
         "folds": [
@@ -403,12 +422,6 @@ def _check_keep_names(keep: tuple[str, ...], data: PreparedData) -> None:
     unknown = [name for name in keep if name not in known]
     if unknown:
         raise TrainingError(f"--keep-feature names unknown feature(s) {unknown}; features are: {sorted(known)}")
-
-
-def _report_flags(flags) -> None:
-    for flag in flags:
-        action = "kept as asked" if flag.kept else "left out (keep it with --keep-feature)"
-        logger.warning("Leakage guard: feature '%s' %s: %s", flag.display_name, action, "; ".join(flag.reasons))
 
 
 def _log_backtest(result: BacktestResult, split: str) -> None:
