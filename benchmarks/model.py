@@ -34,7 +34,7 @@ from leadlink.generator import generate_workspace
 from leadlink.logs import configure_logging
 from leadlink.training.backtest import MODEL, RULES, run_backtest
 from leadlink.training.evaluation import classification_metrics
-from leadlink.training.train import DEFAULT_PARAMS, fit_scorer
+from leadlink.training.train import default_params, fit_scorer
 from leadlink.training.workflow import TrainingOptions, prepare_workspace, train_table
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -76,7 +76,12 @@ def oracle(arguments) -> None:
     model, rules = result.pooled[MODEL], result.pooled[RULES]
     oracle_metrics = classification_metrics(labels, tested["true_probability"].to_numpy())
 
+    true_links_auc = None
+    if arguments.true_links:
+        true_links_auc = _backtest_with_true_links(folder, prepared)
+
     record = {
+        "true_links_auc": true_links_auc,
         "workspace": str(folder),
         "test_deals": len(tested),
         "folds": len(result.folds),
@@ -102,11 +107,30 @@ def oracle(arguments) -> None:
             ("top-decile lift, model / rules", f"{model['lift_top_decile']:.2f} / {rules['lift_top_decile']:.2f}", "model higher"),
             ("logistic regression ROC AUC", f"{result.pooled['logistic regression']['roc_auc']:.4f}", "-"),
             ("oracle incl. per-deal noise draw", f"{drawn_auc:.4f}", "no model can see it"),
+            *(
+                [("model / oracle with the true links", f"{true_links_auc / oracle_auc:.3f}", "diagnostic: linkage's share of the gap")]
+                if true_links_auc
+                else []
+            ),
             ("seconds (link, features, backtest)", f"{seconds:.0f}", "-"),
             ("peak memory GB", f"{peak_memory_gb():.2f}", "-"),
         ],
         record,
     )
+
+
+def _backtest_with_true_links(folder: Path, prepared) -> float:
+    """Return the backtest ROC AUC when features use the generator's true links instead of Splink's."""
+    from leadlink.features.pipeline import build_features
+    from leadlink.features.workspace import load_workspace
+
+    workspace = load_workspace(folder)
+    links = pd.read_parquet(folder / "truth" / "links.parquet")[["contact_id", "user_id"]].assign(match_probability=1.0)
+    features = build_features(workspace.contacts, workspace.events, workspace.users, links, prepared.examples)
+    data = prepared.data
+    features = features[data.features.columns]
+    result = run_backtest(features, data.labels, data.kinds, data.folds, data.split, data.order)
+    return result.metric("roc_auc")
 
 
 def xeducation(arguments) -> None:
@@ -148,7 +172,7 @@ def speed(arguments) -> None:
     rounds = scorer.spec["best_iteration"] + 50  # early stopping trains 50 rounds past the best one
 
     started = time.perf_counter()
-    plain = {**DEFAULT_PARAMS, "num_threads": 0, "seed": arguments.seed}
+    plain = {**default_params(n), "num_threads": 0, "seed": arguments.seed}
     lgb.train(plain, lgb.Dataset(values, label=labels), num_boost_round=rounds)
     baseline_seconds = time.perf_counter() - started
 
@@ -173,6 +197,7 @@ def main() -> None:
     command.add_argument("--seed", type=int, default=3)
     command.add_argument("--folds", type=int, default=4)
     command.add_argument("--workspace", help="reuse (or create) the workspace in this folder")
+    command.add_argument("--true-links", action="store_true", help="also backtest with the generator's true links, to size linkage's share of the gap")
     command.set_defaults(run=oracle)
     command = commands.add_parser("xeducation", help="leakage guard on the X Education lead table")
     command.add_argument("--table", help="path to Leads.csv (default: ../shared/data/xeducation/Leads.csv)")
