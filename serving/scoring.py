@@ -4,6 +4,11 @@ A ``ScoringService`` pairs one loaded model with the users table it links
 contacts against. It is not changed after construction. A model reload builds
 a new one and swaps it in, so a request that holds a reference to the old one
 finishes on the old model.
+
+A request is scored without pandas or SQL: ``RealtimeLinker`` links each
+contact, ``OnlineFeatureBuilder`` computes its feature row and
+``FeatureRowScorer`` encodes the rows as numbers for LightGBM. The results
+equal those of batch scoring (``build_features`` and ``score_frame``).
 """
 
 from __future__ import annotations
@@ -14,16 +19,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from leadlink.errors import LeadlinkError
-from leadlink.features.linkage import _orient_pairs
-from leadlink.features.pipeline import FeatureConfig, build_features
+from leadlink.features.online import OnlineFeatureBuilder, is_missing
+from leadlink.features.pipeline import FeatureConfig, feature_specs
 from leadlink.features.realtime import RealtimeLinker
 from leadlink.features.workspace import load_workspace
 from leadlink.serving.batch import model_version_label, score_frame
-from leadlink.serving.model import ResolvedModel
+from leadlink.serving.contributions import MIN_ROWS_FOR_PATTERNS
+from leadlink.serving.model import MISSING_CATEGORY, OTHER_CATEGORY, LeadScorer, ResolvedModel
+from leadlink.serving.reasons import top_reasons
 
 logger = logging.getLogger(__name__)
 
@@ -179,6 +187,90 @@ def load_users(workspace: Path | None, model: ResolvedModel) -> tuple[Path, pd.D
     return folder, users
 
 
+class FeatureRowScorer:
+    """Predict and explain feature rows given as dictionaries, without pandas' encoding.
+
+    ``LeadScorer.encode`` builds a frame column by column, which takes most of
+    the 12 to 17 ms that ``score_frame`` needs for one row (medians measured
+    by ``benchmarks/online_features.py`` on 2 shared cores). This class writes
+    the same numbers straight into a numpy matrix. A numeric feature becomes
+    a float. A categorical feature becomes the position of its value among
+    the model's levels, with ``__missing__`` for a missing value and
+    ``__other__`` for one not seen in training. LightGBM reads those
+    positions as the categories of the encoded frame, so probabilities equal
+    ``LeadScorer.predict_proba`` and reasons equal ``score_frame`` (the tests
+    compare both).
+    """
+
+    def __init__(self, scorer: LeadScorer):
+        self.scorer = scorer
+        self._columns = [(feature["name"], _level_codes(feature)) for feature in scorer.spec["features"]]
+        # One shared column index: pandas builds its lookup table once, not per request.
+        self._frame_columns = pd.Index([spec.name for spec in feature_specs()], dtype=object)
+
+    def matrix(self, rows: list[dict]) -> np.ndarray:
+        """Return the booster's input: one row per feature row, one column per model feature."""
+        matrix = np.empty((len(rows), len(self._columns)))
+        for position, row in enumerate(rows):
+            matrix[position] = [_encoded_value(row.get(name), codes) for name, codes in self._columns]
+        return matrix
+
+    def frame(self, rows: list[dict]) -> pd.DataFrame:
+        """Put feature rows in one frame of object columns, in ``feature_specs()`` order, for ``top_reasons``.
+
+        With ``dtype=object`` pandas keeps the values as they are in one
+        block, which is about ten times faster than inferring a type per column.
+        """
+        values = np.empty((len(rows), len(self._frame_columns)), dtype=object)
+        for position, row in enumerate(rows):
+            values[position] = [row.get(name) for name in self._frame_columns]
+        return pd.DataFrame(values, columns=self._frame_columns, dtype=object, copy=False)
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """Return calibrated probabilities, as ``LeadScorer.predict_proba`` computes them."""
+        # One thread: OpenMP start-up costs more than a few rows take.
+        raw = self.scorer.booster.predict(matrix, num_threads=1)
+        return np.clip(self.scorer.calibration.apply(raw), 0.0, 1.0)
+
+    def score(self, rows: list[dict]) -> tuple[np.ndarray, list[list[str]]]:
+        """Return the calibrated probability and the top reasons of each feature row.
+
+        The rows are those of ``OnlineFeatureBuilder``, whose keys are the
+        names of ``feature_specs()``.
+        """
+        frame = self.frame(rows)
+        # From this many rows on, score_frame computes TreeSHAP values per
+        # decision pattern, which may differ from pred_contrib in the last
+        # bits. Such requests go through score_frame to get batch's reasons.
+        if len(rows) >= MIN_ROWS_FOR_PATTERNS:
+            return score_frame(self.scorer, frame)
+
+        matrix = self.matrix(rows)
+        probability = self.probabilities(matrix)
+        contributions = self.scorer.booster.predict(matrix, pred_contrib=True, num_threads=1)
+        return probability, top_reasons(frame, contributions, self.scorer.feature_names)
+
+
+def _level_codes(feature: dict) -> tuple[dict[str, float], float] | None:
+    """Map a categorical feature's levels to their codes and return them with the code of unseen values.
+
+    Returns None for a numeric feature.
+    """
+    if feature["kind"] != "categorical":
+        return None
+    codes = {level: float(code) for code, level in enumerate(feature["levels"])}
+    # A model without an "other" level has no code for unseen values, which
+    # pandas encodes as -1 and LightGBM reads as missing.
+    return codes, codes.get(OTHER_CATEGORY, math.nan)
+
+
+def _encoded_value(value, codes: tuple[dict[str, float], float] | None) -> float:
+    if codes is None:
+        return math.nan if is_missing(value) else float(value)
+    levels, other = codes
+    return levels.get(MISSING_CATEGORY if is_missing(value) else str(value), other)
+
+
 class ScoringService:
     """One loaded model, its users index and the steps that score contacts with them."""
 
@@ -198,6 +290,8 @@ class ScoringService:
         if scorer.linkage_model and len(users):
             self.linker = RealtimeLinker(scorer.linkage_model, users, self.config.default_region)
             self.users = users.assign(person_id=self.linker.person_ids.to_numpy())
+        self.feature_builder = OnlineFeatureBuilder(self.users, self.config)
+        self.row_scorer = FeatureRowScorer(scorer)
 
     def describe(self) -> dict:
         """Return the model's registry identity, training facts, backtest metrics and features."""
@@ -220,61 +314,36 @@ class ScoringService:
         if not contacts:
             return []
 
-        # Row keys stand in for contact ids while features are built, because
-        # the feature pipeline joins on contact_id and a batch may repeat one.
-        keys = [str(position) for position in range(len(contacts))]
         now = datetime.now(timezone.utc)
-        contact_frame = self._contact_frame(contacts, keys)
-        events = self._event_frame(contacts, keys)
-        links = self._links(contact_frame)
-        moments = pd.DataFrame(
-            {
-                "contact_id": keys,
-                "as_of": pd.Series([contact.as_of or now for contact in contacts], dtype="datetime64[ns, UTC]"),
-            }
-        )
-        features = build_features(contact_frame, events, self.users, links, moments, self.config)
+        links = []
+        rows = []
+        for contact in contacts:
+            fields = contact.model_dump(exclude={"events", "as_of"})
+            link = self.linker.link_record(fields, self.config.match_threshold) if self.linker is not None else None
+            rows.append(self.feature_builder.features(fields, _event_records(contact), link, contact.as_of or now))
+            links.append(link)
 
-        probability, reasons = score_frame(self.model.scorer, features)
-        matched_by_key = dict(zip(links["contact_id"], links["user_id"]))
+        probability, reasons = self.row_scorer.score(rows)
         results = []
-        for row, (key, contact) in enumerate(zip(keys, contacts)):
-            previous = bool(features["previous_user"].iloc[row] >= 1)
+        for position, (contact, row, link) in enumerate(zip(contacts, rows, links)):
+            previous = row["previous_user"] >= 1
             results.append(
                 score_result(
                     contact_id=contact.contact_id,
-                    probability=probability[row],
+                    probability=probability[position],
                     previous_user=previous,
-                    matched_user_id=matched_by_key.get(key) if previous else None,
-                    match_probability=features["match_probability"].iloc[row],
-                    reasons=reasons[row],
+                    matched_user_id=link["user_id"] if previous else None,
+                    match_probability=row["match_probability"],
+                    reasons=reasons[position],
                     model_version=self.version,
                 )
             )
         return results
 
-    @staticmethod
-    def _contact_frame(contacts: list[ContactIn], keys: list[str]) -> pd.DataFrame:
-        rows = [{**contact.model_dump(exclude={"events", "as_of"}), "contact_id": key} for key, contact in zip(keys, contacts)]
-        frame = pd.DataFrame(rows)
-        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
-        return frame
 
-    @staticmethod
-    def _event_frame(contacts: list[ContactIn], keys: list[str]) -> pd.DataFrame:
-        pairs = [(key, event) for key, contact in zip(keys, contacts) for event in contact.events]
-        return pd.DataFrame(
-            {
-                "contact_id": [key for key, _ in pairs],
-                "event_type": [event.event_type.strip().lower() for _, event in pairs],
-                "occurred_at": pd.to_datetime([_as_utc(event.occurred_at) for _, event in pairs], utc=True),
-                "url": [event.url for _, event in pairs],
-            }
-        )
-
-    def _links(self, contact_frame: pd.DataFrame) -> pd.DataFrame:
-        if self.linker is None:
-            return _orient_pairs(pd.DataFrame())
-        found = [self.linker.link_one(contact_frame.iloc[[row]], self.config.match_threshold) for row in range(len(contact_frame))]
-        found = [links for links in found if not links.empty]
-        return pd.concat(found, ignore_index=True) if found else _orient_pairs(pd.DataFrame())
+def _event_records(contact: ContactIn) -> list[dict]:
+    """Return the contact's events as the feature builder reads them, with event types trimmed and lower-cased."""
+    return [
+        {"event_type": event.event_type.strip().lower(), "occurred_at": event.occurred_at, "url": event.url}
+        for event in contact.events
+    ]
