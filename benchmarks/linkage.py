@@ -17,8 +17,6 @@ process's maximum resident set size.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import tempfile
 import time
@@ -39,25 +37,12 @@ from leadlink.features.people import assign_person_ids
 from leadlink.features.realtime import RealtimeLinker
 from leadlink.features.workspace import load_workspace
 from leadlink.generator import generate_workspace
+from common import OUT, SHARED, peak_memory_gb
+from common import report as shared_report
 from leadlink.logs import configure_logging
 
-OUT = Path(__file__).resolve().parent / "out"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def peak_memory_gb() -> float:
-    # ru_maxrss is in kilobytes on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
 def report(name: str, rows: list[tuple[str, str, str]], record: dict) -> None:
-    """Print figures beside their targets and save the record as JSON."""
-    print(f"\n== {name} ==")
-    width = max(len(label) for label, _, _ in rows)
-    for label, figure, target in rows:
-        print(f"  {label:<{width}}  {figure:>14}   target: {target}")
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"linkage_{name}.json").write_text(json.dumps(record, indent=2, default=str))
+    shared_report("linkage", name, rows, record, figure_width=14)
 
 
 def generated_workspace(n_contacts: int, seed: int, users_per_contact: float = 0.5, reuse: str | None = None) -> Path:

@@ -18,8 +18,6 @@ record to benchmarks/out/.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
 import sys
 import tempfile
 import time
@@ -31,29 +29,16 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from leadlink.generator import generate_workspace
+from common import OUT, SHARED, peak_memory_gb
+from common import report as shared_report
 from leadlink.logs import configure_logging
 from leadlink.training.backtest import MODEL, RULES, run_backtest
 from leadlink.training.evaluation import classification_metrics
 from leadlink.training.train import default_params, fit_scorer
 from leadlink.training.workflow import TrainingOptions, prepare_workspace, train_table
 
-OUT = Path(__file__).resolve().parent / "out"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def peak_memory_gb() -> float:
-    # ru_maxrss is in kilobytes on Linux.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-
-
 def report(name: str, rows: list[tuple[str, str, str]], record: dict) -> None:
-    """Print figures beside their targets and save the record as JSON."""
-    print(f"\n== {name} ==")
-    width = max(len(label) for label, _, _ in rows)
-    for label, figure, target in rows:
-        print(f"  {label:<{width}}  {figure:>12}   target: {target}")
-    OUT.mkdir(exist_ok=True)
-    (OUT / f"model_{name}.json").write_text(json.dumps(record, indent=2, default=str))
+    shared_report("model", name, rows, record, figure_width=12)
 
 
 def oracle(arguments) -> None:

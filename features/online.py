@@ -32,7 +32,7 @@ from leadlink.features.pipeline import (
     ENGAGEMENT_KEYS,
     RECENCY_KEYS,
     FeatureConfig,
-    _company_domain,
+    company_domain,
     feature_specs,
 )
 from leadlink.features.workspace import KNOWN_EVENT_TYPES
@@ -356,8 +356,8 @@ class OnlineFeatureBuilder:
     def _same_company(self, contact: Mapping, row: int) -> float:
         """Return 1.0 when contact and user share a company, 0.0 when not, NaN when unknown, as ``same_company_flags`` does."""
         user = {name: _text_at(values, row) for name, values in self._company.items()}
-        contact_domain = _company_domain(_present(contact.get("company_domain")), _present(contact.get("email")))
-        user_domain = _company_domain(_present(user["company_domain"]), _present(user["email"]))
+        contact_domain = company_domain(_present(contact.get("company_domain")), _present(contact.get("email")))
+        user_domain = company_domain(_present(user["company_domain"]), _present(user["email"]))
         if contact_domain and user_domain:
             return float(contact_domain == user_domain)
         contact_name, user_name = _folded(_present(contact.get("company_name"))), _folded(_present(user["company_name"]))

@@ -376,7 +376,7 @@ def same_company_flags(contact_side: pd.DataFrame, user_side: pd.DataFrame) -> n
     contact_rows = zip(values(contact_side, "company_domain"), values(contact_side, "email"), values(contact_side, "company_name"))
     user_rows = zip(values(user_side, "company_domain"), values(user_side, "email"), values(user_side, "company_name"))
     for position, (contact, user) in enumerate(zip(contact_rows, user_rows)):
-        contact_domain, user_domain = _company_domain(*contact[:2]), _company_domain(*user[:2])
+        contact_domain, user_domain = company_domain(*contact[:2]), company_domain(*user[:2])
         if contact_domain and user_domain:
             result[position] = float(contact_domain == user_domain)
             continue
@@ -386,7 +386,8 @@ def same_company_flags(contact_side: pd.DataFrame, user_side: pd.DataFrame) -> n
     return result
 
 
-def _company_domain(domain, email) -> str | None:
+def company_domain(domain, email) -> str | None:
+    """Return the company's domain: the explicit one, else a work or role email's domain."""
     explicit = normalize.normalize_domain(domain)
     if explicit:
         return explicit

@@ -30,7 +30,7 @@ from leadlink.serving.contributions import (
     lightgbm_contributions,
     numeric_matrix,
 )
-from leadlink.serving.export import CrmExportWriter, parse_crm_columns
+from leadlink.serving.export import EXPORT_FIELDS, CrmExportWriter, parse_crm_columns
 from leadlink.serving.model import LeadScorer, ResolvedModel, load_model
 from leadlink.serving.reasons import REASON_COUNT, top_reasons
 from leadlink.serving.stream import (
@@ -44,18 +44,8 @@ from leadlink.serving.stream import (
 
 logger = logging.getLogger(__name__)
 
-OUTPUT_COLUMNS = [
-    "contact_id",
-    "probability",
-    "score",
-    "grade",
-    "is_mql",
-    "previous_user",
-    "matched_user_id",
-    "match_probability",
-    "reasons",
-    "model_version",
-]
+# The CRM export offers the same fields, with the id under "id".
+OUTPUT_COLUMNS = ["contact_id", *EXPORT_FIELDS[1:]]
 _COLUMN_TYPES = {
     "contact_id": pa.string(),
     "probability": pa.float64(),
