@@ -208,8 +208,9 @@ ENGAGEMENT_HALF_LIFE_DAYS = 30.0
 DEAL_SHARE = 0.30
 SECOND_DEAL_SHARE = 0.05
 TARGET_WIN_RATE = 0.30
-# Spread of the per-deal log-odds term that no data shows (the buyer's budget
-# cycle, a competitor's offer): it moves the outcome but no feature sees it.
+# Standard deviation of the per-deal log-odds term that no table records, such
+# as the buyer's budget cycle or a competitor's offer. It moves the outcome,
+# but no feature can measure it.
 DEAL_NOISE_SD = 0.6
 
 SITE = "https://www.example-product.com"

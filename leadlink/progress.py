@@ -1,8 +1,8 @@
 """Progress reporting: a tqdm bar on a terminal, plain log lines elsewhere.
 
-Batch jobs run under schedulers whose logs are files; a bar redrawn with
-carriage returns would fill them with noise, so off a terminal each step
-is logged as one line instead.
+Batch jobs often run under schedulers that write their output to files. A
+bar redrawn with carriage returns would fill those files with noise, so off
+a terminal each step is logged as one line instead.
 """
 
 from __future__ import annotations

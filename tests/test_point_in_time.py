@@ -62,7 +62,7 @@ def test_future_user_signups_are_ignored(prepared):
     workspace, examples, links, users = prepared
     moment = examples["as_of"].quantile(0.5)
     early = examples[examples["as_of"] <= moment].reset_index(drop=True)
-    # Every linked user record re-dated to sign up after the moment: nobody was a user yet.
+    # Every user record re-dated to sign up after the moment, so no contact was a user yet.
     later = users.assign(signed_up_at=moment + pd.Timedelta(days=1))
 
     features = build_features(workspace.contacts, workspace.events, later, links, early)

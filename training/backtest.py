@@ -1,13 +1,13 @@
 """Rolling-origin backtest: train on what was known at each cut-off, test on what came next.
 
 A fold has a cut-off time. Its training rows are the examples whose outcome
-was known before the cut-off; its test rows are the examples whose moment
+was known before the cut-off. Its test rows are the examples whose moment
 falls between this cut-off and the next one. Each fold's model, rules-score
 map and baseline are fitted on that fold's training rows only, so every test
 prediction is one that could have been made at the time.
 
-Lead tables carry no dates; their folds are stratified random folds and the
-result says so.
+Lead tables carry no dates, so their folds are stratified random folds, and
+the result records ``split="random"``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def time_folds(
 ) -> list[Fold]:
     """Place ``n_folds`` cut-offs over the newest ``test_share`` of moments.
 
-    Cut-offs sit at moment quantiles, so each test window holds about the
+    Cut-offs sit at moment quantiles, so each test window contains about the
     same number of examples even when the deal flow grows over time. A
     fold trains on examples older than its cut-off minus ``maturity_days``
     whose outcome was known by the cut-off: the examples just before a

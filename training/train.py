@@ -37,9 +37,9 @@ DEFAULT_PARAMS = {
     "lambda_l2": 5.0,
     "verbose": -1,
 }
-# From this many fitting rows on, the small-data settings above would need
-# thousands of rounds at several seconds per hundred; larger trees and a
-# higher learning rate reach the same loss in a few hundred rounds.
+# From this many fitting rows on, the small-data settings above need
+# thousands of rounds, each slower on more rows. Larger trees and a higher
+# learning rate stop early after about 700 rounds on 1,000,000 synthetic rows.
 LARGE_DATA_ROWS = 200_000
 LARGE_DATA_PARAMS = {"learning_rate": 0.1, "num_leaves": 31, "min_data_in_leaf": 200, "max_bin": 127}
 MAX_ROUNDS = 2000

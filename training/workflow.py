@@ -342,7 +342,7 @@ def _leakage_settings(options: TrainingOptions, data: PreparedData) -> LeakageSe
     settings = LeakageSettings(max_single_feature_auc=options.leakage_auc, keep=tuple(options.keep_features))
     if data.split == "time":
         # Workspace features are built from rows dated before each moment, so
-        # their names say nothing about when they were recorded.
+        # their names carry no sign of when they were recorded.
         settings.post_outcome_name_hints = ()
     return settings
 
