@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadlink.errors import WorkspaceError
 
@@ -364,6 +366,11 @@ class _ProblemLog:
 
 def _blank(series: pd.Series) -> pd.Series:
     """Mark null values and strings that hold only whitespace."""
+    # Typed columns (Parquet timestamps, numbers, booleans) cannot hold
+    # whitespace, and formatting them as text is slow: the 20 million
+    # timestamps of a large events table took over a minute.
+    if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+        return series.isna()
     as_text = series.astype("string")
     return series.isna() | as_text.str.strip().fillna("").eq("")
 
@@ -577,12 +584,12 @@ def _check_table_rules(spec: TableSpec, frame: pd.DataFrame, keep: pd.Series, pr
 
 def _check_references(tables: dict[str, pd.DataFrame], logs: dict[str, pd.DataFrame], counts: dict[str, TableCounts]) -> None:
     """Reject events and deals that point at a contact that is not in contacts."""
-    known = set(tables["contacts"]["contact_id"].dropna())
+    known = _arrow_text(tables["contacts"]["contact_id"].dropna().drop_duplicates())
     for name in ("events", "deals"):
         table = tables[name]
         if table.empty:
             continue
-        orphan = ~table["contact_id"].isin(known)
+        orphan = ~_is_in(table["contact_id"], known)
         if not orphan.any():
             continue
         log = _ProblemLog(name, CONTRACT[name].unique_id or "contact_id")
@@ -591,6 +598,20 @@ def _check_references(tables: dict[str, pd.DataFrame], logs: dict[str, pd.DataFr
         tables[name] = table.loc[~orphan].reset_index(drop=True)
         counts[name].used -= int(orphan.sum())
         counts[name].rejected += int(orphan.sum())
+
+
+def _is_in(ids: pd.Series, known: pa.Array) -> pd.Series:
+    """Mark ids found in ``known``; missing ids are not found."""
+    # Arrow's hash lookup: pandas' isin on Arrow-backed strings builds a
+    # Python list of the values first (about 7 s for 20 million events).
+    found = pc.fill_null(pc.is_in(_arrow_text(ids), value_set=known), False)
+    return pd.Series(found.to_numpy(zero_copy_only=False), index=ids.index)
+
+
+def _arrow_text(series: pd.Series) -> pa.Array:
+    """Return text values as one Arrow array, without copying Arrow-backed strings."""
+    array = pa.array(series.astype("string").array)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def load_workspace(
