@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 # LightGBM declares kZeroThreshold as the float literal 1e-35f widened to double.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 MAX_SPLITS_PER_TREE = 64
+# Trees with at most this many splits index a dense array of 2**splits codes.
+MAX_DENSE_SPLITS = 16
 # Below about this many rows, one pred_contrib call costs less than one call
 # per tree (measured with a 120-tree model and an empty cache).
 MIN_ROWS_FOR_PATTERNS = 256
@@ -149,6 +151,12 @@ class _Tree:
         if len(splits) <= 16:
             self.code_type = np.uint16
         self.tables = {feature: self._table(feature, splits, states[feature]) for feature in self.features}
+        # Trees with few splits look their patterns up in a dense array of
+        # all 2**splits codes, which costs far less than hashing each code.
+        self.dense = len(splits) <= MAX_DENSE_SPLITS
+        self.n_codes = 1 << len(splits)
+        # The tree's expected value, the same for every row; set with its first pattern.
+        self.bias = 0.0
         self.clear()
 
     def _table(self, feature: int, splits: list[_Split], states: _FeatureStates) -> np.ndarray:
@@ -166,7 +174,8 @@ class _Tree:
         self.known = pd.Index(np.zeros(0, dtype=self.code_type))
         # One row per used feature, one column per known pattern.
         self.values = np.zeros((len(self.features), 0))
-        self.bias = 0.0
+        # Dense trees: the column in ``values`` of every code, -1 until computed.
+        self.column_of_code = np.full(self.n_codes if self.dense else 0, -1, dtype=np.int64)
 
     def codes(self, states: dict[int, np.ndarray], n_rows: int) -> np.ndarray:
         code = np.zeros(n_rows, dtype=self.code_type)
@@ -235,13 +244,34 @@ class PatternTreeShap:
         columns = np.zeros((self.n_features + 1, n_rows))
         for tree in self.trees:
             codes = tree.codes(states, n_rows)
-            slots, uniques = pd.factorize(codes)
-            positions = self._cached_positions(tree, uniques, slots, matrix)
-            rows = positions[slots]
+            rows = self._dense_columns(tree, codes, matrix) if tree.dense else self._hashed_columns(tree, codes, matrix)
             for place, feature in enumerate(tree.features):
                 columns[feature] += tree.values[place][rows]
-            columns[self.n_features] += tree.bias
+        # The bias is the same for every row: the trees' expected values added up.
+        columns[self.n_features] = sum(tree.bias for tree in self.trees)
         return columns.T
+
+    def _dense_columns(self, tree: _Tree, codes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Return each row's column in ``tree.values``, looking codes up in the tree's dense array."""
+        rows = tree.column_of_code[codes]
+        unknown = rows < 0
+        if not unknown.any():
+            return rows
+
+        slots, uniques = pd.factorize(codes[unknown])
+        tree.column_of_code[uniques] = self._cached_positions(tree, uniques, slots, matrix[unknown])
+        rows = tree.column_of_code[codes]
+        if (rows < 0).any():
+            # The cache was full and started anew, dropping this call's known codes too.
+            slots, uniques = pd.factorize(codes)
+            tree.column_of_code[uniques] = self._cached_positions(tree, uniques, slots, matrix)
+            rows = tree.column_of_code[codes]
+        return rows
+
+    def _hashed_columns(self, tree: _Tree, codes: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """Return each row's column in ``tree.values``, finding codes by hashing."""
+        slots, uniques = pd.factorize(codes)
+        return self._cached_positions(tree, uniques, slots, matrix)[slots]
 
     def _states(self, matrix: np.ndarray) -> dict[int, np.ndarray]:
         states = {}

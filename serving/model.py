@@ -107,6 +107,24 @@ class LeadScorer:
                 columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
         return pd.DataFrame(columns, index=features.index)
 
+    def encode_matrix(self, features: pd.DataFrame) -> np.ndarray:
+        """Return the float64 matrix LightGBM predicts on: the values of ``encode`` with category codes for categories.
+
+        Equal to ``numeric_matrix(encode(features))``, but built straight
+        into one array: on 1,000,000 rows, building the frame that ``encode``
+        returns took about half as long as the prediction itself.
+        """
+        matrix = np.empty((len(features), len(self.feature_names)), dtype=np.float64)
+        for position, feature in enumerate(self.spec["features"]):
+            name = feature["name"]
+            if name not in features.columns:
+                matrix[:, position] = _category_codes(pd.Series(np.nan, index=features.index), feature["levels"]) if feature["kind"] == "categorical" else np.nan
+            elif feature["kind"] == "categorical":
+                matrix[:, position] = _category_codes(features[name], feature["levels"])
+            else:
+                matrix[:, position] = pd.to_numeric(features[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return matrix
+
     def predict_raw(self, matrix: pd.DataFrame) -> np.ndarray:
         # OpenMP threads cost more than they save on a few thousand rows.
         threads = 0 if len(matrix) >= 10_000 else 1
@@ -126,6 +144,24 @@ def _encode_category(values: pd.Series, levels: list[str]) -> pd.Series:
     text = values.astype("object").where(values.notna(), MISSING_CATEGORY).astype(str)
     text = text.where(text.isin(levels), OTHER_CATEGORY)
     return pd.Series(pd.Categorical(text, categories=levels), index=values.index)
+
+
+def _category_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
+    """Return the position of each value among ``levels`` as floats, as ``_encode_category`` would code it.
+
+    Missing values take the missing level and unseen values the "other"
+    level; when the needed level is not among ``levels`` the code is NaN.
+    """
+    text = values if pd.api.types.is_string_dtype(values) else values.astype("object").where(values.notna(), None).astype("string")
+    missing = text.isna().to_numpy()
+    codes = pd.Index(levels, dtype=object).get_indexer(text.astype(object)).astype(np.float64)
+
+    other_code = levels.index(OTHER_CATEGORY) if OTHER_CATEGORY in levels else np.nan
+    # Without a missing level, ``_encode_category``'s "__missing__" text is an unseen value.
+    missing_code = levels.index(MISSING_CATEGORY) if MISSING_CATEGORY in levels else other_code
+    codes[missing] = missing_code
+    codes[~missing & (codes < 0)] = other_code
+    return codes
 
 
 class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):
