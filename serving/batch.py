@@ -28,11 +28,10 @@ from leadlink.serving.contributions import (
     MIN_ROWS_FOR_PATTERNS,
     PatternTreeShap,
     lightgbm_contributions,
-    numeric_matrix,
 )
 from leadlink.serving.export import EXPORT_FIELDS, CrmExportWriter, parse_crm_columns
 from leadlink.serving.model import LeadScorer, ResolvedModel, load_model
-from leadlink.serving.reasons import REASON_COUNT, top_reasons
+from leadlink.serving.reasons import REASON_COUNT, joined_reasons, top_reasons
 from leadlink.serving.stream import (
     DEFAULT_CHUNK_ROWS,
     REJECT_COLUMNS,
@@ -122,10 +121,10 @@ class ChunkScorer:
         self.top_k = top_k
         self.seconds = {"encode": 0.0, "predict": 0.0, "contributions": 0.0, "phrases": 0.0}
 
-    def score(self, features: pd.DataFrame) -> tuple[np.ndarray, list[list[str]]]:
-        """Return calibrated probabilities and the top reasons of each row."""
+    def score(self, features: pd.DataFrame, joined: bool = False) -> tuple[np.ndarray, list[list[str]] | np.ndarray]:
+        """Return calibrated probabilities and the top reasons of each row, as lists or (``joined``) as "; "-joined texts."""
         started = time.perf_counter()
-        matrix = numeric_matrix(self.scorer.encode(features))
+        matrix = self.scorer.encode_matrix(features)
         encoded = time.perf_counter()
         # The numeric matrix gives the same predictions as the encoded frame
         # (category codes in the model's level order) without pandas' checks.
@@ -135,7 +134,8 @@ class ChunkScorer:
 
         contributions = self._contributions(matrix, booster_probability)
         explained = time.perf_counter()
-        reasons = top_reasons(features, contributions, self.scorer.feature_names, self.top_k, self.display_names, self.kinds)
+        phrase = joined_reasons if joined else top_reasons
+        reasons = phrase(features, contributions, self.scorer.feature_names, self.top_k, self.display_names, self.kinds)
         phrased = time.perf_counter()
 
         self.seconds["encode"] += encoded - started

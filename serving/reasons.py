@@ -308,10 +308,49 @@ def top_reasons(
     original column, and ``kinds`` marks its yes/no columns. A phrase whose
     contribution is below ``MIN_EFFECT`` in size is left out.
     """
+    signed, merged = _reason_table(features, contributions, feature_names, top_k, display_names, kinds)
+    reasons = [[text for text in row if text is not None] for row in signed.tolist()]
+    for row, texts in merged.items():
+        reasons[row] = texts
+    return reasons
+
+
+def joined_reasons(
+    features: pd.DataFrame,
+    contributions: np.ndarray,
+    feature_names: list[str],
+    top_k: int = REASON_COUNT,
+    display_names: dict[str, str] | None = None,
+    kinds: dict[str, str] | None = None,
+) -> np.ndarray:
+    """Return the reasons of ``top_reasons`` as one text per row, joined with "; " (an object array)."""
+    signed, merged = _reason_table(features, contributions, feature_names, top_k, display_names, kinds)
+    texts = np.full(len(signed), "", dtype=object)
+    # Reported reasons fill each row from the left, so a row's text grows column by column.
+    for column in range(signed.shape[1]):
+        present = signed[:, column] != None  # noqa: E711 - elementwise on an object array
+        if column == 0:
+            texts[present] = signed[present, 0]
+        else:
+            texts[present] = texts[present] + "; " + signed[present, column]
+    for row, reasons in merged.items():
+        texts[row] = "; ".join(reasons)
+    return texts
+
+
+def _reason_table(
+    features: pd.DataFrame,
+    contributions: np.ndarray,
+    feature_names: list[str],
+    top_k: int,
+    display_names: dict[str, str] | None,
+    kinds: dict[str, str] | None,
+) -> tuple[np.ndarray, dict[int, list[str]]]:
+    """Return the signed phrases per row and slot (None where a row has fewer reasons) and the rows whose reasons were merged."""
     n_features = len(feature_names)
     effects = np.asarray(contributions, dtype=np.float64)[:, :n_features]
     if len(effects) == 0 or n_features == 0 or top_k <= 0:
-        return [[] for _ in range(len(effects))]
+        return np.full((len(effects), 0), None, dtype=object), {}
 
     if display_names is None:
         effects = _merge_previous_user_group(effects, feature_names)
@@ -335,10 +374,8 @@ def top_reasons(
     signs = np.where(shortlist_effects[:, :top_k] > 0, "+ ", "- ").astype(object)
     signed = signs + np.where(reported, phrases[:, :top_k], "").astype(object)
     signed[~reported] = None
-    reasons = [[text for text in row if text is not None] for row in signed.tolist()]
-    for row in np.flatnonzero(repeated):
-        reasons[row] = _merged_reasons(phrases[row], shortlist_effects[row], valid[row], top_k)
-    return reasons
+    merged = {int(row): _merged_reasons(phrases[row], shortlist_effects[row], valid[row], top_k) for row in np.flatnonzero(repeated)}
+    return signed, merged
 
 
 def _merge_previous_user_group(effects: np.ndarray, feature_names: list[str]) -> np.ndarray:
@@ -363,13 +400,6 @@ def _shortlist(effects: np.ndarray, size: int) -> np.ndarray:
     return np.take_along_axis(picked, order, axis=1)
 
 
-def _python_values(values: np.ndarray) -> list:
-    """Return values as Python objects, with every kind of missing value as None."""
-    objects = values.astype(object)
-    objects[pd.isna(values)] = None
-    return objects.tolist()
-
-
 def _shortlist_phrases(
     features: pd.DataFrame,
     feature_names: list[str],
@@ -379,7 +409,7 @@ def _shortlist_phrases(
     display_names: dict[str, str] | None,
     kinds: dict[str, str] | None,
 ) -> np.ndarray:
-    """Phrase the shortlist entries marked in ``valid``, one feature at a time, describing each distinct value once."""
+    """Phrase the shortlist entries marked in ``valid``, one feature at a time."""
     phrases = np.full(shortlist.shape, None, dtype=object)
     rows, slots = np.nonzero(valid)
     positions = shortlist[rows, slots]
@@ -389,46 +419,125 @@ def _shortlist_phrases(
     for start, end in zip(starts, [*starts[1:], len(positions)]):
         name = feature_names[positions[start]]
         entry_rows, entry_slots = rows[start:end], slots[start:end]
-        values = _feature_values(features, name, entry_rows)
-        if display_names is None and name in _WHOLE_NUMBER_FEATURES:
-            values = [None if value is None else round(value) for value in values]
-        signs = np.where(shortlist_effects[entry_rows, entry_slots] > 0, 1, -1).tolist()
-        if display_names is not None:
-            describe = _memoized(lambda value, sign: describe_table_value(display_names.get(name, name), value, (kinds or {}).get(name)))
-            keys = zip(values, [1] * len(values))
-        elif name in _PREVIOUS_USER_FEATURES:
-            # The phrase depends on the row's other previous-user values, which become part of the key.
-            context = [_feature_values(features, key, entry_rows) for key in _SUMMARY_CONTEXT]
-            describe = _memoized(lambda value, sign: _previous_user_summary(dict(zip(_SUMMARY_CONTEXT, value))))
-            keys = zip(zip(*context), signs)
-        else:
-            describe = _memoized(lambda value, sign: describe_feature(name, value, {}, sign))
-            keys = zip(values, signs)
-        phrases[entry_rows, entry_slots] = [describe(*key) for key in keys]
+        signs = np.where(shortlist_effects[entry_rows, entry_slots] > 0, 1, -1)
+        phrases[entry_rows, entry_slots] = _feature_phrases(features, name, entry_rows, signs, display_names, kinds)
     return phrases
+
+
+def _feature_phrases(
+    features: pd.DataFrame,
+    name: str,
+    rows: np.ndarray,
+    signs: np.ndarray,
+    display_names: dict[str, str] | None,
+    kinds: dict[str, str] | None,
+) -> np.ndarray:
+    """Phrase one feature on ``rows``, describing each group of rows that must share a phrase once.
+
+    A million rows have a few thousand distinct phrases, so describing one
+    row per group and copying its phrase to the others keeps phrasing cheap.
+    The groups come from ``_phrase_keys``: rows with equal keys get equal
+    phrases by construction of the keys.
+    """
+    if display_names is None and name in _PREVIOUS_USER_FEATURES:
+        context = {key: _column(features, key, rows) for key in _SUMMARY_CONTEXT}
+        group, representatives = _group_rows([_previous_user_key(context), signs])
+
+        def describe(row: int) -> str:
+            return _previous_user_summary({key: _python_value(values[row]) for key, values in context.items()})
+
+    else:
+        values = _column(features, name, rows)
+        group, representatives = _group_rows([*_phrase_keys(name, values, display_names), signs])
+        if display_names is not None:
+            column, kind = display_names.get(name, name), (kinds or {}).get(name)
+
+            def describe(row: int) -> str:
+                return describe_table_value(column, _python_value(values[row]), kind)
+
+        else:
+
+            def describe(row: int) -> str:
+                value = _python_value(values[row])
+                if value is not None and name in _WHOLE_NUMBER_FEATURES:
+                    value = round(value)
+                return describe_feature(name, value, {}, int(signs[row]))
+
+    texts = np.empty(len(representatives), dtype=object)
+    texts[:] = [describe(row) for row in representatives]
+    return texts[group]
+
+
+def _column(features: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+    if name not in features.columns:
+        return np.full(len(rows), None, dtype=object)
+    return features[name].to_numpy()[rows]
+
+
+def _python_value(value):
+    """Return a value as a Python object, with every kind of missing value as None."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _numbers(values: np.ndarray) -> np.ndarray:
+    return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _phrase_keys(name: str, values: np.ndarray, display_names: dict[str, str] | None) -> list[np.ndarray]:
+    """Return arrays whose values, taken together, decide the phrase of one feature.
+
+    The raw value decides it in general. Continuous workspace features would
+    make every row its own group, so those whose phrase reads only the
+    rounded value, or only whether the value passes a threshold, are keyed
+    by exactly that.
+    """
+    if display_names is not None:
+        return [values]
+    if name.startswith("decayed_"):
+        numbers = _numbers(values)
+        return [np.where(np.isnan(numbers), 0, numbers >= _RECENT_EVENTS)]
+    if name in _WHOLE_NUMBER_FEATURES:
+        return [np.rint(_numbers(values))]
+    return [values]
+
+
+def _previous_user_key(context: dict[str, np.ndarray]) -> np.ndarray:
+    """Key the shared previous-user phrase by the facts ``_previous_user_summary`` reads.
+
+    Those are: previous user or not, power user or not, job change missing,
+    yes or no, and for non-users the identity match in whole percent (0 when
+    missing or not above 0).
+    """
+    previous = np.nan_to_num(_numbers(context["previous_user"]), nan=0.0) >= 1
+    power = np.nan_to_num(_numbers(context["power_user"]), nan=0.0) >= 1
+    change = _numbers(context["job_change"])
+    change_state = np.where(np.isnan(change), 2, change >= 1)
+    probability = _numbers(context["match_probability"])
+    with np.errstate(invalid="ignore"):
+        percent = np.where(np.isnan(probability) | ~(probability > 0), 0, np.rint(probability * 100) + 1)
+    return ((previous * 2 + power) * 3 + change_state) * 1000 + np.where(previous, 0, percent)
+
+
+def _group_rows(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Return each row's group number and one row of each group, for rows with equal keys in every array."""
+    n_rows = len(keys[0])
+    if n_rows <= 1:
+        return np.zeros(n_rows, dtype=np.intp), np.arange(n_rows)
+    group = np.zeros(n_rows, dtype=np.int64)
+    for key in keys:
+        codes, uniques = pd.factorize(key, use_na_sentinel=False)
+        # Refactorizing after each key keeps the combined codes below n_rows * len(uniques).
+        group, _ = pd.factorize(group * len(uniques) + codes)
+    n_groups = int(group.max()) + 1
+    representatives = np.empty(n_groups, dtype=np.intp)
+    representatives[group] = np.arange(n_rows)
+    return group, representatives
 
 
 # The previous-user values that the shared phrase reads.
 _SUMMARY_CONTEXT = ("previous_user", "power_user", "job_change", "match_probability")
-
-
-def _feature_values(features: pd.DataFrame, name: str, rows: np.ndarray) -> list:
-    if name not in features.columns:
-        return [None] * len(rows)
-    return _python_values(features[name].to_numpy()[rows])
-
-
-def _memoized(describe: Callable[[object, int], str]) -> Callable[[object, int], str]:
-    """Wrap a phrase function so that each distinct (value, sign) is described once."""
-    memo: dict[tuple, str] = {}
-
-    def cached(value, sign: int) -> str:
-        key = (value, sign)
-        if key not in memo:
-            memo[key] = describe(value, sign)
-        return memo[key]
-
-    return cached
 
 
 def _has_repeated_phrase(phrases: np.ndarray) -> np.ndarray:

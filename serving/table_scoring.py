@@ -88,7 +88,7 @@ def score_table_chunk(chunk: Chunk, path: Path, schema: lead_table.TableSchema, 
             rejects.append(_table_reject(path, chunk.row_numbers[position], ids.iloc[position], column, frame.at[position, column], reason))
 
     keep = np.flatnonzero(~rejected)
-    probability, reasons = chunk_scorer.score(features.iloc[keep].reset_index(drop=True))
+    probability, reasons = chunk_scorer.score(features.iloc[keep].reset_index(drop=True), joined=True)
     finite = np.isfinite(probability)
     for position in keep[~finite]:
         rejects.append(_table_reject(path, chunk.row_numbers[position], ids.iloc[position], None, None, "the model returned no finite probability"))
@@ -98,7 +98,7 @@ def score_table_chunk(chunk: Chunk, path: Path, schema: lead_table.TableSchema, 
             output_id: ids.iloc[scored_positions].to_numpy(),
             "probability": probability[finite],
             "score": np.rint(probability[finite] * 100).astype("int64"),
-            "reasons": ["; ".join(reason) for reason, ok in zip(reasons, finite) if ok],
+            "reasons": reasons[finite],
             "model_version": version,
         }
     )

@@ -165,7 +165,7 @@ def _score_contacts(
     moments["as_of"] = pd.Series([moment] * len(moments), dtype="datetime64[ns, UTC]")
     features = build_features(contacts, events, _users_for_links(users, chunk_links), chunk_links, moments, config)
 
-    probability, reasons = chunk_scorer.score(features)
+    probability, reasons = chunk_scorer.score(features, joined=True)
     previous = features["previous_user"].to_numpy() >= 1
     matched = moments[["contact_id"]].merge(chunk_links[["contact_id", "user_id"]], on="contact_id", how="left")
     output = pd.DataFrame(
@@ -176,7 +176,7 @@ def _score_contacts(
             "previous_user": previous,
             "matched_user_id": matched["user_id"].astype(object).where(previous, None).to_numpy(),
             "match_probability": features["match_probability"].to_numpy(),
-            "reasons": ["; ".join(reason) for reason in reasons],
+            "reasons": reasons,
             "model_version": version,
         }
     )

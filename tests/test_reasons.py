@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from leadlink.serving.contributions import MIN_ROWS_FOR_PATTERNS, PatternTreeShap, lightgbm_contributions, numeric_matrix
-from leadlink.serving.reasons import describe_feature, describe_table_value, top_reasons
+from leadlink.serving.reasons import describe_feature, describe_table_value, joined_reasons, top_reasons
 from leadlink.training.train import fit_scorer
 
 NOT_A_USER = {"previous_user": 0.0, "match_probability": 0.0, "job_change": np.nan, "power_user": 0.0}
@@ -157,9 +157,94 @@ def test_top_reasons_missing_values_repeat():
     assert reasons == [["- never requested a demo"]] * 3
 
 
+def test_joined_reasons_texts():
+    names = ["seniority_level", "is_intern", "decayed_demo_request", "has_phone"]
+    features = _frame(
+        [
+            {"seniority_level": 2.0, "is_intern": 1.0, "decayed_demo_request": 1.0, "has_phone": 0.0},
+            {"seniority_level": 8.0, "is_intern": 0.0, "decayed_demo_request": 0.0, "has_phone": 1.0},
+            {"seniority_level": 8.0, "is_intern": 0.0, "decayed_demo_request": 0.0, "has_phone": 1.0},
+        ]
+    )
+    contributions = np.array([[-0.3, -0.25, 0.4, -0.1], [0.2, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    texts = joined_reasons(features, contributions, names)
+    assert texts.tolist() == ["- intern title; + recent demo requests; - no phone number on file", "+ VP-level title", ""]
+
+
 # ---------------------------------------------------------------------------
 # Pattern-cached TreeSHAP
 # ---------------------------------------------------------------------------
+
+
+# Phrases are described once per group of rows that share them; each row's
+# phrase must still equal the one describe_feature gives that row alone.
+_GROUPED_FEATURES = [
+    "decayed_demo_request",
+    "days_since_demo_request",
+    "days_since_last_event",
+    "contact_age_days",
+    "engagement_score",
+    "events_last_30_days",
+    "employee_count",
+    "log_annual_revenue",
+    "seniority_level",
+    "job_function",
+    "previous_user",
+    "match_probability",
+]
+
+
+def _varied_rows(n: int, seed: int) -> pd.DataFrame:
+    """Rows with missing values, ties at .5 and values on both sides of the recent-events threshold."""
+    rng = np.random.default_rng(seed)
+
+    def numbers(scale: float) -> np.ndarray:
+        values = np.round(rng.exponential(scale, n) * 2) / 2 + rng.choice([0.0, 0.001], n)
+        values[rng.random(n) < 0.15] = np.nan
+        return values
+
+    return pd.DataFrame(
+        {
+            "decayed_demo_request": np.where(rng.random(n) < 0.3, rng.choice([0.049, 0.05, 0.051], n), numbers(0.2)),
+            "days_since_demo_request": numbers(5),
+            "days_since_last_event": numbers(3),
+            "contact_age_days": numbers(100),
+            "engagement_score": numbers(2),
+            "events_last_30_days": numbers(2),
+            "employee_count": numbers(500),
+            "log_annual_revenue": numbers(6),
+            "seniority_level": rng.choice([np.nan, 1.0, 4.0, 9.0], n),
+            "job_function": pd.Series(rng.choice(["it", "sales", "unknown", "other"], n)).where(rng.random(n) > 0.1, None),
+            "previous_user": rng.choice([0.0, 1.0, np.nan], n),
+            "power_user": rng.choice([0.0, 1.0, np.nan], n),
+            "job_change": rng.choice([0.0, 1.0, np.nan], n),
+            "match_probability": np.where(rng.random(n) < 0.2, rng.choice([0.0, 0.004, 0.005, 0.555, 0.565, np.nan], n), rng.uniform(0, 1, n)),
+        }
+    )
+
+
+def _row_value(value):
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+@pytest.mark.parametrize("name", _GROUPED_FEATURES)
+def test_grouped_phrases_equal_row_phrases(name):
+    features = _varied_rows(3000, seed=len(name))
+    effects = np.where(np.arange(len(features)) % 3 == 0, -0.5, 0.5)[:, None]
+    reasons = top_reasons(features, effects, [name], top_k=1)
+    expected = []
+    for row, effect in zip(features.to_dict("records"), effects[:, 0]):
+        context = {key: _row_value(value) for key, value in row.items()}
+        sign = 1 if effect > 0 else -1
+        expected.append([("+ " if sign > 0 else "- ") + describe_feature(name, context[name], context, sign)])
+    assert reasons == expected
+
+
+def test_grouped_table_phrases_equal_row_phrases():
+    features = pd.DataFrame({"Lead Source": ["Google", None, "Olark Chat", "Google", 3.5, "Google;Ads"] * 50})
+    reasons = top_reasons(features, np.full((len(features), 1), 0.2), ["Lead Source"], top_k=1, display_names={"Lead Source": "Lead Source"})
+    expected = [["+ " + describe_table_value("Lead Source", _row_value(value))] for value in features["Lead Source"]]
+    assert reasons == expected
 
 
 def _synthetic_features(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
