@@ -216,7 +216,7 @@ class PatternTreeShap:
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Return TreeSHAP values in log-odds: one column per feature and a last bias column."""
-        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        matrix = np.asarray(matrix, dtype=np.float64)
         if not self.supported or len(matrix) < MIN_ROWS_FOR_PATTERNS:
             return lightgbm_contributions(self.booster, matrix, threads=1 if len(matrix) < MIN_ROWS_FOR_PATTERNS else 0)
 
@@ -258,8 +258,9 @@ class PatternTreeShap:
         if not unknown.any():
             return rows
 
-        slots, uniques = pd.factorize(codes[unknown])
-        tree.column_of_code[uniques] = self._cached_positions(tree, uniques, slots, matrix[unknown])
+        unknown_rows = np.flatnonzero(unknown)
+        slots, uniques = pd.factorize(codes[unknown_rows])
+        tree.column_of_code[uniques] = self._cached_positions(tree, uniques, slots, matrix, unknown_rows)
         rows = tree.column_of_code[codes]
         if (rows < 0).any():
             # The cache was full and started anew, dropping this call's known codes too.
@@ -282,8 +283,14 @@ class PatternTreeShap:
             states[feature] = feature_states.states(values)
         return states
 
-    def _cached_positions(self, tree: _Tree, uniques: np.ndarray, slots: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-        """Return, per unique pattern, its column in ``tree.values``, computing new patterns first."""
+    def _cached_positions(
+        self, tree: _Tree, uniques: np.ndarray, slots: np.ndarray, matrix: np.ndarray, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Return, per unique pattern, its column in ``tree.values``, computing new patterns first.
+
+        ``slots`` gives the pattern of each row of ``matrix``, or of each row
+        listed in ``rows`` when that is given.
+        """
         positions = tree.known.get_indexer(uniques)
         new = np.flatnonzero(positions < 0)
         if len(new) == 0:
@@ -297,7 +304,7 @@ class PatternTreeShap:
 
         # Any row with a pattern gives that pattern's values; take the last one.
         representative = np.empty(len(uniques), dtype=np.int64)
-        representative[slots] = np.arange(len(slots))
+        representative[slots] = np.arange(len(slots)) if rows is None else rows
         values = self.booster.predict(
             matrix[representative[new]], pred_contrib=True, start_iteration=tree.index, num_iteration=1, num_threads=1
         )

@@ -18,6 +18,8 @@ import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadlink.errors import ModelNotFoundError
 
@@ -114,7 +116,9 @@ class LeadScorer:
         into one array: on 1,000,000 rows, building the frame that ``encode``
         returns took about half as long as the prediction itself.
         """
-        matrix = np.empty((len(features), len(self.feature_names)), dtype=np.float64)
+        # Column-major, so that each feature is written in one contiguous
+        # block; LightGBM predicts as fast on either layout.
+        matrix = np.empty((len(features), len(self.feature_names)), dtype=np.float64, order="F")
         for position, feature in enumerate(self.spec["features"]):
             name = feature["name"]
             if name not in features.columns:
@@ -154,7 +158,7 @@ def _category_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     """
     text = values if pd.api.types.is_string_dtype(values) else values.astype("object").where(values.notna(), None).astype("string")
     missing = text.isna().to_numpy()
-    codes = pd.Index(levels, dtype=object).get_indexer(text.astype(object)).astype(np.float64)
+    codes = _level_positions(text, levels)
 
     other_code = levels.index(OTHER_CATEGORY) if OTHER_CATEGORY in levels else np.nan
     # Without a missing level, ``_encode_category``'s "__missing__" text is an unseen value.
@@ -162,6 +166,17 @@ def _category_codes(values: pd.Series, levels: list[str]) -> np.ndarray:
     codes[missing] = missing_code
     codes[~missing & (codes < 0)] = other_code
     return codes
+
+
+def _level_positions(text: pd.Series, levels: list[str]) -> np.ndarray:
+    """Return the position of each text among ``levels`` as floats, -1 where it is not one of them."""
+    if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
+        # Arrow looks strings up without turning them into Python objects, several times faster.
+        array = pa.array(text.array)
+        array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        found = pc.index_in(array, value_set=pa.array(levels, type=array.type))
+        return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.float64)
+    return pd.Index(levels, dtype=object).get_indexer(text.astype(object)).astype(np.float64)
 
 
 class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):

@@ -439,33 +439,52 @@ def _feature_phrases(
     The groups come from ``_phrase_keys``: rows with equal keys get equal
     phrases by construction of the keys.
     """
-    if display_names is None and name in _PREVIOUS_USER_FEATURES:
-        context = {key: _column(features, key, rows) for key in _SUMMARY_CONTEXT}
-        group, representatives = _group_rows([_previous_user_key(context), signs])
+    keys, describe = _phrasing(features, name, rows, signs, display_names, kinds)
 
-        def describe(row: int) -> str:
-            return _previous_user_summary({key: _python_value(values[row]) for key, values in context.items()})
-
+    # One row (a request to the HTTP service) needs no grouping.
+    if len(rows) <= 1:
+        group, representatives = np.zeros(len(rows), dtype=np.intp), np.arange(len(rows))
     else:
-        values = _column(features, name, rows)
-        group, representatives = _group_rows([*_phrase_keys(name, values, display_names), signs])
-        if display_names is not None:
-            column, kind = display_names.get(name, name), (kinds or {}).get(name)
-
-            def describe(row: int) -> str:
-                return describe_table_value(column, _python_value(values[row]), kind)
-
-        else:
-
-            def describe(row: int) -> str:
-                value = _python_value(values[row])
-                if value is not None and name in _WHOLE_NUMBER_FEATURES:
-                    value = round(value)
-                return describe_feature(name, value, {}, int(signs[row]))
+        group, representatives = _group_rows(keys())
 
     texts = np.empty(len(representatives), dtype=object)
     texts[:] = [describe(row) for row in representatives]
     return texts[group]
+
+
+def _phrasing(
+    features: pd.DataFrame,
+    name: str,
+    rows: np.ndarray,
+    signs: np.ndarray,
+    display_names: dict[str, str] | None,
+    kinds: dict[str, str] | None,
+) -> tuple[Callable[[], list[np.ndarray]], Callable[[int], str]]:
+    """Return a function for the phrase keys of one feature on ``rows`` and one that phrases the row at a position."""
+    if display_names is None and name in _PREVIOUS_USER_FEATURES:
+        context = {key: _column(features, key, rows) for key in _SUMMARY_CONTEXT}
+
+        def previous_user_phrase(row: int) -> str:
+            return _previous_user_summary({key: _python_value(column[row]) for key, column in context.items()})
+
+        return (lambda: [_previous_user_key(context), signs]), previous_user_phrase
+
+    values = _column(features, name, rows)
+
+    def keys() -> list[np.ndarray]:
+        return [*_phrase_keys(name, values, display_names), signs]
+
+    if display_names is not None:
+        column, kind = display_names.get(name, name), (kinds or {}).get(name)
+        return keys, lambda row: describe_table_value(column, _python_value(values[row]), kind)
+
+    def feature_phrase(row: int) -> str:
+        value = _python_value(values[row])
+        if value is not None and name in _WHOLE_NUMBER_FEATURES:
+            value = round(value)
+        return describe_feature(name, value, {}, int(signs[row]))
+
+    return keys, feature_phrase
 
 
 def _column(features: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
@@ -523,8 +542,6 @@ def _previous_user_key(context: dict[str, np.ndarray]) -> np.ndarray:
 def _group_rows(keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Return each row's group number and one row of each group, for rows with equal keys in every array."""
     n_rows = len(keys[0])
-    if n_rows <= 1:
-        return np.zeros(n_rows, dtype=np.intp), np.arange(n_rows)
     group = np.zeros(n_rows, dtype=np.int64)
     for key in keys:
         codes, uniques = pd.factorize(key, use_na_sentinel=False)

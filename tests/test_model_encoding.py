@@ -77,3 +77,10 @@ def test_encode_matrix_equals_frame_encoding(scorer, features):
 
 def test_encode_matrix_empty(scorer):
     assert scorer.encode_matrix(pd.DataFrame(columns=["industry", "employees", "plan"])).shape == (0, 3)
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "object"])
+def test_encode_matrix_text_storage(scorer, dtype):
+    features = pd.DataFrame({"industry": pd.Series(["software", None, "mining"], dtype=dtype)})
+    column = scorer.encode_matrix(features)[:, 0]
+    assert column.tolist() == [0.0, 2.0, 3.0]
