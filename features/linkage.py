@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +34,9 @@ logger = logging.getLogger(__name__)
 TF_COLUMNS = ("first_name", "last_name", "city", "email_local")
 
 DEFAULT_THRESHOLD = 0.8
+# Below this many contacts or users, starting a worker process (about 2 s)
+# costs more than preparing both tables in one process saves.
+PARALLEL_PREPARE_MIN_ROWS = 100_000
 
 # Agreement on these alone does not tell a person from a namesake: many
 # people share "Maria Garcia", and a job title is shared by thousands.
@@ -404,12 +410,37 @@ def best_match_per_contact(pairs: pd.DataFrame) -> pd.DataFrame:
     return ordered.drop_duplicates("contact_id", keep="first").reset_index(drop=True)
 
 
-def prepare_for_linkage(contacts: pd.DataFrame, users: pd.DataFrame, default_region: str = "US") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the identity frames of contacts and users for ``IdentityLinker``."""
-    return (
-        prepare_identity_frame(contacts, "contact_id", default_region),
-        prepare_identity_frame(users, "user_id", default_region),
-    )
+def prepare_for_linkage(
+    contacts: pd.DataFrame, users: pd.DataFrame, default_region: str = "US", processes: int = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the identity frames of contacts and users for ``IdentityLinker``.
+
+    Normalising names, emails and phones runs in Python, one value at a
+    time. With ``processes=2``, large tables are prepared in two processes:
+    the users in a spawned worker while this process prepares the contacts.
+    A spawned worker imports the caller's main module again, so a script
+    that asks for it must keep its top-level work under
+    ``if __name__ == "__main__":``; the ``leadlink`` commands do.
+    """
+    if processes < 2 or min(len(contacts), len(users)) < PARALLEL_PREPARE_MIN_ROWS:
+        return prepare_identity_frame(contacts, "contact_id", default_region), prepare_identity_frame(users, "user_id", default_region)
+
+    # A spawned worker, not a forked one: this process may already run
+    # DuckDB or OpenMP threads, whose locks a fork would copy mid-use.
+    try:
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        users_job = pool.submit(prepare_identity_frame, users, "user_id", default_region)
+    except OSError as error:
+        logger.warning("Could not start a worker process to prepare the users (%s); preparing them here instead.", error)
+        return prepare_identity_frame(contacts, "contact_id", default_region), prepare_identity_frame(users, "user_id", default_region)
+
+    with pool:
+        prepared_contacts = prepare_identity_frame(contacts, "contact_id", default_region)
+        try:
+            return prepared_contacts, users_job.result()
+        except BrokenProcessPool as error:
+            logger.warning("The worker preparing the users stopped (%s); preparing them here instead.", error)
+    return prepared_contacts, prepare_identity_frame(users, "user_id", default_region)
 
 
 def link_workspace(
@@ -419,8 +450,11 @@ def link_workspace(
     threshold: float = DEFAULT_THRESHOLD,
     default_region: str = "US",
     max_comparisons_per_rule: int = DEFAULT_MAX_COMPARISONS_PER_RULE,
+    processes: int = 1,
 ) -> tuple[pd.DataFrame, IdentityLinker, LinkResult | None]:
     """Link contacts to users, estimating the model first when none is given.
+
+    ``processes`` is passed to ``prepare_for_linkage``.
 
     Returns the best match per contact (possibly empty) with a ``job_change``
     flag, the linker used and the full result. An empty users table gives
@@ -433,7 +467,7 @@ def link_workspace(
         return empty, linker or IdentityLinker(), None
 
     started = time.perf_counter()
-    prepared_contacts, prepared_users = prepare_for_linkage(contacts, users, default_region)
+    prepared_contacts, prepared_users = prepare_for_linkage(contacts, users, default_region, processes)
     if not (_has_identity(prepared_contacts) and _has_identity(prepared_users)):
         logger.warning(
             "Contacts or users carry no name, email, phone or LinkedIn value at all; nobody can be linked, "

@@ -73,6 +73,8 @@ class ScoringOptions:
     crm_export: Path | None = None
     crm_columns: str | None = None
     top: int = TOP_ROWS_KEPT
+    # Processes that prepare contacts and users for linkage (see prepare_for_linkage).
+    linkage_processes: int = 1
 
     def __post_init__(self) -> None:
         if self.chunk_rows < 1:

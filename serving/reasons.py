@@ -32,7 +32,15 @@ with its load. On the same rows:
   features share one phrase, so their contributions are added up first.
 
 So reasons use (a) by default, and ``method="lightgbm"`` (``--exact-reasons``)
-runs LightGBM's own TreeSHAP on every row as a reference.
+runs LightGBM's own TreeSHAP on every row as a reference. On 200,000 rows
+scored against a model of 288 trees of 4 leaves, ``pred_contrib`` cost 7.2
+times a ``predict``, (a) 1.3 times with an empty cache and 0.6 times with a
+warm one, and (b) 2.9 times with 79% of top-3 sets equal.
+
+Phrasing is grouped: rows whose phrase reads the same facts (the rounded
+value, whether a decayed count is recent, the previous-user facts) are
+described once per group, which made phrasing about 5 times faster than
+describing every row on a million rows.
 """
 
 from __future__ import annotations

@@ -56,7 +56,12 @@ def score_workspace_chunks(
 
     linker = IdentityLinker(model_json=scorer.linkage_model) if scorer.linkage_model else None
     links, _, linked = link_workspace(
-        workspace.contacts, workspace.users, linker=linker, threshold=config.match_threshold, default_region=config.default_region
+        workspace.contacts,
+        workspace.users,
+        linker=linker,
+        threshold=config.match_threshold,
+        default_region=config.default_region,
+        processes=options.linkage_processes,
     )
     users = with_person_ids(workspace.users, linked)
     timings["link"] = _lap(started, timings)

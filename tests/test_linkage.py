@@ -3,6 +3,7 @@
 import pandas as pd
 import pytest
 
+import leadlink.features.linkage as linkage_module
 from leadlink.features.linkage import IdentityLinker, best_match_per_contact, link_quality, link_workspace, prepare_for_linkage
 from leadlink.features.identity import prepare_identity_record
 from leadlink.features.realtime import RealtimeLinker
@@ -178,3 +179,13 @@ def test_retrain_without_phone_and_linkedin_stays_precise(demo_workspace):
     links, _, _ = link_workspace(contacts, users)
     truth = pd.read_parquet(demo_workspace / "truth" / "links.parquet")
     assert link_quality(links, truth)["precision"] >= 0.95
+
+
+def test_prepare_in_worker_equals_one_process(fitted, monkeypatch):
+    workspace, _, _ = fitted
+    serial_contacts, serial_users = prepare_for_linkage(workspace.contacts, workspace.users)
+    # Lowering the threshold sends these small tables down the two-process path.
+    monkeypatch.setattr(linkage_module, "PARALLEL_PREPARE_MIN_ROWS", 1)
+    parallel_contacts, parallel_users = prepare_for_linkage(workspace.contacts, workspace.users, processes=2)
+    pd.testing.assert_frame_equal(parallel_contacts, serial_contacts)
+    pd.testing.assert_frame_equal(parallel_users, serial_users)
