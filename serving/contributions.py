@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 # LightGBM declares kZeroThreshold as the float literal 1e-35f widened to double.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 MAX_SPLITS_PER_TREE = 64
-# Trees with at most this many splits index a dense array of 2**splits codes.
-MAX_DENSE_SPLITS = 16
+# Trees with at most this many splits index a dense array of 2**splits codes
+# (16 KB per tree at 12 splits); larger trees hash their codes instead.
+MAX_DENSE_SPLITS = 12
 # Below about this many rows, one pred_contrib call costs less than one call
 # per tree (measured with a 120-tree model and an empty cache).
 MIN_ROWS_FOR_PATTERNS = 256
@@ -175,7 +176,7 @@ class _Tree:
         # One row per used feature, one column per known pattern.
         self.values = np.zeros((len(self.features), 0))
         # Dense trees: the column in ``values`` of every code, -1 until computed.
-        self.column_of_code = np.full(self.n_codes if self.dense else 0, -1, dtype=np.int64)
+        self.column_of_code = np.full(self.n_codes if self.dense else 0, -1, dtype=np.int32)
 
     def codes(self, states: dict[int, np.ndarray], n_rows: int) -> np.ndarray:
         code = np.zeros(n_rows, dtype=self.code_type)
