@@ -63,7 +63,8 @@ def score_workspace_chunks(
         default_region=config.default_region,
         processes=options.linkage_processes,
     )
-    users = with_person_ids(workspace.users, linked)
+    # Features read only the linked users' records, so the chunks pick from those instead of the whole users table.
+    users = _users_for_links(with_person_ids(workspace.users, linked), links)
     timings["link"] = _lap(started, timings)
 
     contacts = workspace.contacts
