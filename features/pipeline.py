@@ -376,6 +376,9 @@ def same_company_flags(contact_side: pd.DataFrame, user_side: pd.DataFrame) -> n
     contact_rows = zip(values(contact_side, "company_domain"), values(contact_side, "email"), values(contact_side, "company_name"))
     user_rows = zip(values(user_side, "company_domain"), values(user_side, "email"), values(user_side, "company_name"))
     for position, (contact, user) in enumerate(zip(contact_rows, user_rows)):
+        if not any(user):
+            # No user side (most contacts have no linked user): nothing to compare.
+            continue
         contact_domain, user_domain = company_domain(*contact[:2]), company_domain(*user[:2])
         if contact_domain and user_domain:
             result[position] = float(contact_domain == user_domain)
