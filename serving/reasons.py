@@ -39,8 +39,8 @@ warm one, and (b) 2.9 times with 79% of top-3 sets equal.
 
 Phrasing is grouped: rows whose phrase reads the same facts (the rounded
 value, whether a decayed count is recent, the previous-user facts) are
-described once per group, which made phrasing about 5 times faster than
-describing every row on a million rows.
+described once per group. On 1,000,000 scored contacts phrasing took 2.7 s
+this way, against 6.9 s with one description per distinct raw value.
 """
 
 from __future__ import annotations
