@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
@@ -433,3 +434,18 @@ def test_workspace_output_columns(trained_workspace_store, demo_workspace, tmp_p
     assert list(export.columns) == ["Lead_ID", "Grade__c", "MQL__c", "Why__c"]
     assert set(export["MQL__c"]) <= {"true", "false"}
     assert export["Grade__c"].tolist() == scores["grade"].tolist()
+
+
+def test_single_chunk_columns_keep_values():
+    from leadlink.serving.workspace_scoring import _single_chunk_columns
+
+    parts = [pd.Series(["a", None], dtype="str"), pd.Series(["b"], dtype="str")]
+    frame = pd.DataFrame({"text": pd.concat(parts, ignore_index=True), "number": [1.0, 2.0, 3.0]})
+    def chunks(series: pd.Series) -> int:
+        arrow = pa.array(series.array)
+        return arrow.num_chunks if isinstance(arrow, pa.ChunkedArray) else 1
+
+    assert chunks(frame["text"]) == 2
+    single = _single_chunk_columns(frame)
+    assert chunks(single["text"]) == 1
+    pd.testing.assert_frame_equal(single, frame)
