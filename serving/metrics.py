@@ -3,11 +3,21 @@
 Each application gets a fresh ``CollectorRegistry`` instead of the process-wide
 default, so several applications (in tests, say) can exist in one process
 without their metric names colliding.
+
+With several worker processes (``leadlink serve --workers N``) the metrics use
+prometheus_client's multiprocess mode: every process writes its values to
+memory-mapped files in a shared folder, and ``/metrics`` in any worker adds up
+the counters and histograms of all of them. ``leadlink_model_info`` then has
+one series per live worker, labelled with its ``pid``, so a scrape shows
+which model each worker serves.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 # Seconds. Scoring one contact takes from milliseconds to a few hundred
 # milliseconds; the upper buckets catch batches and requests stuck behind a reload.
@@ -19,7 +29,20 @@ class ServiceMetrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self):
+    def __init__(self, multiprocess_dir: Path | None = None):
+        """Create the metrics, shared between processes through ``multiprocess_dir`` when it is given.
+
+        Raises RuntimeError when ``multiprocess_dir`` is given but
+        prometheus_client was imported before ``PROMETHEUS_MULTIPROC_DIR``
+        was set, because its values would then stay in this process.
+        """
+        if multiprocess_dir is not None and not getattr(values.ValueClass, "_multiprocess", False):
+            raise RuntimeError(
+                "Shared metrics need PROMETHEUS_MULTIPROC_DIR set before prometheus_client is imported; "
+                "call serving.workers.prepare_worker_environment at the start of the process."
+            )
+        self.multiprocess_dir = multiprocess_dir
+        self._model_labels: dict[str, str] | None = None
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "leadlink_http_requests",
@@ -44,6 +67,8 @@ class ServiceMetrics:
             "The model being served: 1 for the labels of the current model.",
             ["model", "version", "alias", "run_id"],
             registry=self.registry,
+            # Ignored in a single process; with workers, one series per live worker.
+            multiprocess_mode="liveall",
         )
         self.reloads = Counter(
             "leadlink_model_reloads",
@@ -62,8 +87,19 @@ class ServiceMetrics:
 
     def set_model(self, model: str, version: str, alias: str, run_id: str) -> None:
         """Replace the labels of the model info gauge with those of the model now served."""
-        self.model_info.clear()
-        self.model_info.labels(model=model, version=version, alias=alias, run_id=run_id).set(1)
+        labels = {"model": model, "version": version, "alias": alias, "run_id": run_id}
+        if self.multiprocess_dir is None:
+            self.model_info.clear()
+        elif self._model_labels is not None and self._model_labels != labels:
+            # The shared files cannot drop a series, so the previous model's stays, at 0.
+            self.model_info.labels(**self._model_labels).set(0)
+        self.model_info.labels(**labels).set(1)
+        self._model_labels = labels
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """Return the metrics in the Prometheus text format, summed over all workers in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        shared = CollectorRegistry()
+        MultiProcessCollector(shared, path=str(self.multiprocess_dir))
+        return generate_latest(shared)

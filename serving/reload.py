@@ -8,6 +8,10 @@ reference to the current one. Python assigns references atomically, and a
 request reads the reference once, so requests in flight finish on the model
 they started with and none is dropped.
 
+With several worker processes, the parent loads the first model before it
+forks them (``preload``), and each worker then polls the registry and
+reloads on its own, so every worker builds its own index of a new version.
+
 A failed load keeps the current model serving, logs the error and reports it
 on ``/readyz``. The same version is retried with a doubling delay, capped at
 ``MAX_RETRY_SECONDS``, and at once when the alias moves again.
@@ -97,8 +101,23 @@ class ModelManager:
     def reload_enabled(self) -> bool:
         return self.followed is not None and self.interval > 0
 
+    def preload(self) -> bool:
+        """Load the first model and the users index in the calling thread; return whether it worked.
+
+        ``leadlink serve --workers N`` calls this in the parent process before
+        forking, so the workers share the loaded index. A failure is recorded
+        as in the background thread, which then retries in each worker.
+        """
+        target, alias = self._first_target()
+        return self._try_load(target, alias)
+
     def start(self) -> None:
-        """Start the background thread that loads the model and then polls the registry."""
+        """Start the background thread that loads the model, unless preloaded, and then polls the registry."""
+        service = self.service
+        if service is not None:
+            # A model preloaded before a fork was recorded in the parent's
+            # metrics; this records it for the worker that serves it.
+            self.metrics.set_model(service.model.name or "", service.model.version or "", service.alias or "", service.model.run_id or "")
         self._thread = threading.Thread(target=self._run, name="leadlink-model-loader", daemon=True)
         self._thread.start()
 
@@ -159,7 +178,7 @@ class ModelManager:
 
     def _load_first(self) -> None:
         """Load the first model, retrying with a growing delay until it works or the service stops."""
-        while not self._stop.is_set():
+        while self.service is None and not self._stop.is_set():
             target, alias = self._first_target()
             if self._try_load(target, alias):
                 return
