@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -71,6 +72,11 @@ def _command(function):
             raise typer.Exit(code=2) from None
 
     return wrapper
+
+
+def _linkage_processes() -> int:
+    """Return how many processes prepare records for linkage: two when the machine has two cores or more."""
+    return min(2, os.cpu_count() or 1)
 
 
 def _print_json(summary: dict) -> None:
@@ -207,7 +213,13 @@ def link(
     default_region = (default_region or model_region or "US").upper()
     say(f"Linkage model: {source}")
     links, linker, result = link_workspace(
-        loaded.contacts, loaded.users, linker=linker, threshold=threshold, default_region=default_region, max_comparisons_per_rule=max_comparisons
+        loaded.contacts,
+        loaded.users,
+        linker=linker,
+        threshold=threshold,
+        default_region=default_region,
+        max_comparisons_per_rule=max_comparisons,
+        processes=_linkage_processes(),
     )
     write_table_atomically(links, out)
     if all_pairs is not None and result is not None:
@@ -474,6 +486,7 @@ def score(
         crm_export=crm_export,
         crm_columns=crm_columns,
         top=max(top, 10),
+        linkage_processes=_linkage_processes(),
     )
     if table is not None:
         summary = score_table(table, out, model_uri=model, id_column=id_column, model_name=TABLE_MODEL_NAME, options=options)
@@ -558,16 +571,31 @@ def serve(
         envvar="LEADLINK_RELOAD_INTERVAL",
         help="Seconds between checks of the registry for a new champion version; 0 turns reloading off.",
     ),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        envvar="LEADLINK_WORKERS",
+        help="Worker processes. Above 1, the model and users index load once before the port opens and the workers share them.",
+    ),
     verbose: bool = VerboseOption,
 ):
     """Serve scores over HTTP: POST /v1/score and /v1/score/batch, /healthz, /readyz, /metrics, OpenAPI docs at /docs."""
     import os
+
+    # This must run before LightGBM and prometheus_client are imported.
+    metrics_dir = None
+    if workers > 1:
+        from leadlink.serving.workers import prepare_worker_environment
+
+        metrics_dir = prepare_worker_environment()
 
     import uvicorn
 
     from leadlink.serving.api import BENCH_ENDPOINTS_ENV, ServiceSettings, check_model_available, create_app, env_flag
     from leadlink.serving.auth import API_KEYS_ENV, is_loopback_host, load_api_keys
     from leadlink.serving.telemetry import configure_service_logging
+    from leadlink.serving.workers import UVICORN_OPTIONS, serve_workers
 
     configure_service_logging(verbose)
     api_keys = load_api_keys(os.environ.get(API_KEYS_ENV), api_keys_file)
@@ -585,12 +613,16 @@ def serve(
         reload_interval=reload_interval,
         bench_endpoints=env_flag(os.environ, BENCH_ENDPOINTS_ENV),
     )
-    application = create_app(workspace, model_uri=model, settings=settings)
+    application = create_app(workspace, model_uri=model, settings=settings, metrics_dir=metrics_dir)
     logger.info("Starting the HTTP service on %s port %d (authentication %s).", host, port, "on" if api_keys else "off")
-    # log_config=None keeps the JSON log handlers set above. The access log
-    # comes from leadlink's own middleware, which leaves out personal data.
-    uvicorn.run(application, host=host, port=port, log_level="warning", log_config=None, access_log=False, server_header=False)
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, **UVICORN_OPTIONS)
+        logger.info("The HTTP service stopped.")
+        return
+    status = serve_workers(application, host, port, workers, metrics_dir)
     logger.info("The HTTP service stopped.")
+    if status != 0:
+        raise typer.Exit(code=status)
 
 
 if __name__ == "__main__":
