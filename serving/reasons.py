@@ -310,8 +310,10 @@ def top_reasons(
 ) -> list[list[str]]:
     """Return, per row, up to ``top_k`` signed phrases with the largest absolute contribution.
 
-    ``contributions`` has one column per feature in ``feature_names`` (a last
-    bias column may follow), as LightGBM's ``pred_contrib`` returns it. With
+    ``features`` is a frame, or a mapping from feature name to the column's
+    values, which saves pandas' overhead on a single row. ``contributions``
+    has one column per feature in ``feature_names`` (a last bias column may
+    follow), as LightGBM's ``pred_contrib`` returns it. With
     ``display_names`` (lead tables), phrases are generic and name the
     original column, and ``kinds`` marks its yes/no columns. A phrase whose
     contribution is below ``MIN_EFFECT`` in size is left out.
@@ -495,10 +497,12 @@ def _phrasing(
     return keys, feature_phrase
 
 
-def _column(features: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
-    if name not in features.columns:
+def _column(features: pd.DataFrame | Mapping, name: str, rows: np.ndarray) -> np.ndarray:
+    # "in" reads a frame's columns or a mapping's keys.
+    if name not in features:
         return np.full(len(rows), None, dtype=object)
-    return features[name].to_numpy()[rows]
+    values = features[name]
+    return (values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values, dtype=object))[rows]
 
 
 def _python_value(value):

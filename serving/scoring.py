@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
@@ -238,17 +239,38 @@ class FeatureRowScorer:
         The rows are those of ``OnlineFeatureBuilder``, whose keys are the
         names of ``feature_specs()``.
         """
-        frame = self.frame(rows)
         # From this many rows on, score_frame computes TreeSHAP values per
         # decision pattern, which may differ from pred_contrib in the last
         # bits. Such requests go through score_frame to get batch's reasons.
         if len(rows) >= MIN_ROWS_FOR_PATTERNS:
-            return score_frame(self.scorer, frame)
+            return score_frame(self.scorer, self.frame(rows))
 
         matrix = self.matrix(rows)
         probability = self.probabilities(matrix)
         contributions = self.scorer.booster.predict(matrix, pred_contrib=True, num_threads=1)
-        return probability, top_reasons(frame, contributions, self.scorer.feature_names)
+        # top_reasons reads a handful of columns; a mapping of them costs less than a frame's lookups.
+        return probability, top_reasons(_RowColumns(rows), contributions, self.scorer.feature_names)
+
+
+class _RowColumns(Mapping):
+    """Feature rows seen as columns: ``columns[name]`` lists that feature's values, built when first read."""
+
+    def __init__(self, rows: list[dict]):
+        self._rows = rows
+        self._names = set().union(*(row.keys() for row in rows)) if rows else set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        values = np.empty(len(self._rows), dtype=object)
+        values[:] = [row.get(name) for row in self._rows]
+        return values
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _level_codes(feature: dict) -> tuple[dict[str, float], float] | None:
