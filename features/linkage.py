@@ -419,7 +419,7 @@ def prepare_for_linkage(
     time. With ``processes=2``, large tables are prepared in two processes:
     the users in a spawned worker while this process prepares the contacts.
     A spawned worker imports the caller's main module again, so a script
-    that asks for it must keep its top-level work under
+    that requests it must keep its top-level work under
     ``if __name__ == "__main__":``; the ``leadlink`` commands do.
     """
     if processes < 2 or min(len(contacts), len(users)) < PARALLEL_PREPARE_MIN_ROWS:

@@ -40,8 +40,8 @@ logger = logging.getLogger(__name__)
 # LightGBM declares kZeroThreshold as the float literal 1e-35f widened to double.
 ZERO_THRESHOLD = float(np.float32(1e-35))
 MAX_SPLITS_PER_TREE = 64
-# Trees with at most this many splits index a dense array of 2**splits codes
-# (16 KB per tree at 12 splits); larger trees hash their codes instead.
+# Trees with at most this many splits index a dense array of 2**splits codes,
+# which takes 16 KB per tree at 12 splits. Larger trees hash their codes.
 MAX_DENSE_SPLITS = 12
 # Below about this many rows, one pred_contrib call costs less than one call
 # per tree (measured with a 120-tree model and an empty cache).
