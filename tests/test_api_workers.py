@@ -163,3 +163,14 @@ def test_workers_stop_on_signal(stop_signal, trained_store, demo_workspace, tmp_
     for worker in workers:
         assert not worker.is_running()
     assert "All workers have stopped." in server.log_text()
+
+
+def test_workers_replace_killed_worker(workers_server):
+    before = worker_pids(workers_server)
+    killed = min(before)
+    psutil.Process(killed).send_signal(signal.SIGKILL)
+
+    wait_for(lambda: len(worker_pids(workers_server)) == 2 and killed not in worker_pids(workers_server), "a new worker", workers_server)
+    statuses = [httpx.post(f"{workers_server.base}/v1/score", json={"contact_id": f"r-{index}"}, headers=AUTH, timeout=60).status_code for index in range(10)]
+    assert statuses == [200] * 10
+    assert "exited unexpectedly" in workers_server.log_text()
