@@ -70,9 +70,12 @@ STOP_TIMEOUT_SECONDS = 30.0
 # Seconds between the supervisor's checks for exited workers and signals.
 SUPERVISE_INTERVAL_SECONDS = 0.2
 # More worker restarts than this within the window stop the service, because
-# a worker that fails at start would fail again every time.
+# a worker that fails at start would fail again every time. Only workers that
+# die within STARTUP_SECONDS of their start count: one killed after serving
+# (by the OOM killer, say) is replaced however often it happens.
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
+STARTUP_SECONDS = 10.0
 # prometheus_client reads this variable once, when it is first imported, to
 # choose between in-process values and memory-mapped files.
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -116,10 +119,11 @@ def serve_workers(app, host: str, port: int, workers: int, metrics_dir: Path) ->
     exiting on their own. ``app`` must come from ``create_app`` with
     ``metrics_dir`` from ``prepare_worker_environment``.
     """
+    # The port is taken before the long load, so that a busy port fails at once.
+    listeners = bind_listeners(host, port, workers)
     if not app.state.manager.preload():
         logger.warning("Loading the model before forking failed; each worker retries on its own and builds its own users index.")
     config = uvicorn.Config(app, host=host, port=port, **UVICORN_OPTIONS)
-    listeners = bind_listeners(host, port, workers)
     _warn_about_threads()
     # Objects created so far are never collected, so the garbage collector
     # does not write to their pages, which would copy them in every worker.
@@ -141,6 +145,11 @@ def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     listeners: list[socket.socket] = []
     try:
+        if reuse_port:
+            # SO_REUSEPORT would also let these sockets join another service's
+            # on the same port and split its traffic silently. A plain socket
+            # binds only to a free port, so it checks that first.
+            port = _free_port(family, host, port)
         for _ in range(count if reuse_port else 1):
             listener = socket.socket(family, socket.SOCK_STREAM)
             listeners.append(listener)
@@ -155,6 +164,14 @@ def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
             listener.close()
         raise LeadlinkError(f"Could not listen on {host} port {port}: {error.strerror or error}.") from None
     return listeners
+
+
+def _free_port(family: int, host: str, port: int) -> int:
+    """Return ``port`` (or a free one for port 0) after checking that no socket is bound to it; raise OSError if one is."""
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return probe.getsockname()[1]
 
 
 def _warn_about_threads() -> None:
@@ -178,6 +195,7 @@ class Supervisor:
         self.workers = workers
         self.metrics_dir = metrics_dir
         self.children: dict[int, int] = {}  # pid -> worker number
+        self.started_at: dict[int, float] = {}  # pid -> time.monotonic() at fork
         self.exit_status = 0
         self._signals: list[int] = []
         self._stop_deadline: float | None = None
@@ -238,17 +256,19 @@ class Supervisor:
             if pid == 0:
                 return
             number = self.children.pop(pid)
+            lived = time.monotonic() - self.started_at.pop(pid)
             mark_process_dead(pid, str(self.metrics_dir))
             outcome = _describe_exit(os.waitstatus_to_exitcode(status))
             if self._stop_deadline is not None:
                 logger.info("Worker %d (pid %d) stopped: %s.", number, pid, outcome)
-            elif self._may_restart():
+            elif lived >= STARTUP_SECONDS or self._may_restart():
                 logger.error("Worker %d (pid %d) exited unexpectedly (%s); starting a new one.", number, pid, outcome)
                 self._fork(number)
             else:
                 logger.error(
-                    "Worker %d (pid %d) exited unexpectedly (%s) after %d restarts within %g s; stopping the service.",
-                    number, pid, outcome, MAX_RESTARTS, RESTART_WINDOW_SECONDS,
+                    "Worker %d (pid %d) exited unexpectedly (%s) after %d restarts of workers that died within %g s of starting, "
+                    "all within %g s; stopping the service.",
+                    number, pid, outcome, MAX_RESTARTS, STARTUP_SECONDS, RESTART_WINDOW_SECONDS,
                 )
                 self.exit_status = 1
                 self._stop_all()
@@ -281,6 +301,7 @@ class Supervisor:
                 os._exit(status)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         self.children[pid] = number
+        self.started_at[pid] = time.monotonic()
         logger.info("Started worker %d (pid %d).", number, pid)
 
 

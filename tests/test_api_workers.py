@@ -174,3 +174,18 @@ def test_workers_replace_killed_worker(workers_server):
     statuses = [httpx.post(f"{workers_server.base}/v1/score", json={"contact_id": f"r-{index}"}, headers=AUTH, timeout=60).status_code for index in range(10)]
     assert statuses == [200] * 10
     assert "exited unexpectedly" in workers_server.log_text()
+
+
+def test_bind_listeners_busy_port():
+    from leadlink.errors import LeadlinkError
+    from leadlink.serving.workers import bind_listeners
+
+    first = bind_listeners("127.0.0.1", 0, 2)
+    for listener in first:
+        listener.listen()
+    try:
+        with pytest.raises(LeadlinkError, match="Address already in use"):
+            bind_listeners("127.0.0.1", first[0].getsockname()[1], 2)
+    finally:
+        for listener in first:
+            listener.close()
