@@ -168,11 +168,17 @@ class ModelManager:
         self._try_load(target, alias)
 
     def _run(self) -> None:
+        preloaded = self.service is not None
         self._load_first()
         if not self.reload_enabled:
             logger.info("Model reload is off: %s", "the model is pinned" if self.followed is None else "the poll interval is 0")
             return
         logger.info("Polling alias %s of model %s every %g s for a new version.", self.followed[1], self.followed[0], self.interval)
+        # A worker forked from a preloaded parent may start long after that
+        # load (a replacement for a dead worker), so it checks at once instead
+        # of serving an older champion for a whole interval.
+        if preloaded:
+            self.check_for_new_version()
         while not self._stop.wait(self.interval):
             self.check_for_new_version()
 
