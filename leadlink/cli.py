@@ -575,6 +575,7 @@ def serve(
         1,
         "--workers",
         min=1,
+        max=64,
         envvar="LEADLINK_WORKERS",
         help="Worker processes. Above 1, the model and users index load once before the port opens and the workers share them.",
     ),

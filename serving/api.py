@@ -361,5 +361,17 @@ def check_model_available(model_uri: str | None, workspace: Path | None) -> None
         raise LeadlinkError(f"--workspace {workspace} is not a folder; give the workspace folder that contains the users table.")
     if model_uri is not None and Path(model_uri).is_dir():
         return
+    if model_uri is not None and not _looks_like_uri(model_uri):
+        raise LeadlinkError(
+            f"--model {model_uri} is not a folder and not a model URI; give a saved model folder "
+            "or a URI such as models:/leadlink@champion, models:/leadlink/3 or runs:/<run id>/model."
+        )
     tracking.configure_mlflow()
     tracking.resolve_model_uri(model_uri)
+
+
+def _looks_like_uri(text: str) -> bool:
+    """Return whether ``text`` has a URI scheme (models:/, runs:/, file://, s3://), as opposed to a plain path."""
+    scheme, separator, _ = text.partition(":/")
+    # One letter before ":/" is a Windows drive ("C:/models"), not a scheme.
+    return bool(separator) and len(scheme) > 1 and scheme.replace("+", "").replace("-", "").replace(".", "").isalnum()

@@ -113,6 +113,12 @@ def test_missing_model_exits_2(tmp_path):
     assert "No version of model 'leadlink' is registered" in result.stdout
 
 
+def test_missing_model_folder_exits_2(trained_store, tmp_path):
+    result = _serve_once(["--model", str(tmp_path / "no-such-model"), "--workers", "2"], {"MLFLOW_TRACKING_URI": trained_store})
+    assert result.returncode == 2
+    assert "is not a folder and not a model URI" in result.stdout
+
+
 @pytest.mark.parametrize(
     "host, expected",
     [
