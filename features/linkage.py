@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
+import os
+import signal
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -425,22 +426,77 @@ def prepare_for_linkage(
     if processes < 2 or min(len(contacts), len(users)) < PARALLEL_PREPARE_MIN_ROWS:
         return prepare_identity_frame(contacts, "contact_id", default_region), prepare_identity_frame(users, "user_id", default_region)
 
+    return _prepare_users_in_worker(contacts, users, default_region)
+
+
+def _prepare_users_in_worker(contacts: pd.DataFrame, users: pd.DataFrame, default_region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Prepare the users in a spawned worker process while this process prepares the contacts."""
     # A spawned worker, not a forked one: this process may already run
     # DuckDB or OpenMP threads, whose locks a fork would copy mid-use.
+    # daemon=True ends it when this process exits normally or by an exception.
+    context = multiprocessing.get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(
+        target=_prepare_users_job, args=(sender, users, default_region, os.getpid()), name="leadlink-prepare-users", daemon=True
+    )
     try:
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-        users_job = pool.submit(prepare_identity_frame, users, "user_id", default_region)
+        worker.start()
     except OSError as error:
         logger.warning("Could not start a worker process to prepare the users (%s); preparing them here instead.", error)
         return prepare_identity_frame(contacts, "contact_id", default_region), prepare_identity_frame(users, "user_id", default_region)
+    sender.close()
 
-    with pool:
+    try:
         prepared_contacts = prepare_identity_frame(contacts, "contact_id", default_region)
-        try:
-            return prepared_contacts, users_job.result()
-        except BrokenProcessPool as error:
-            logger.warning("The worker preparing the users stopped (%s); preparing them here instead.", error)
-    return prepared_contacts, prepare_identity_frame(users, "user_id", default_region)
+        prepared_users = _receive_frame(receiver, worker)
+    finally:
+        receiver.close()
+        if worker.is_alive():
+            worker.terminate()
+        worker.join()
+    if prepared_users is None:
+        logger.warning("The worker preparing the users stopped (exit code %s); preparing them here instead.", worker.exitcode)
+        prepared_users = prepare_identity_frame(users, "user_id", default_region)
+    return prepared_contacts, prepared_users
+
+
+def _receive_frame(receiver, worker) -> pd.DataFrame | None:
+    """Wait for the worker's frame; return None when it exits without sending one, and raise the error it sends."""
+    while not receiver.poll(1.0):
+        if not worker.is_alive() and not receiver.poll(0):
+            return None
+    try:
+        status, payload = receiver.recv()
+    except EOFError:
+        return None
+    if status == "error":
+        raise payload
+    return payload
+
+
+def _prepare_users_job(sender, users: pd.DataFrame, default_region: str, parent_pid: int) -> None:
+    """Run in the worker: prepare the users and send the frame, or the error, back through ``sender``."""
+    # Ctrl-C reaches the whole process group; the parent handles it and ends this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="leadlink-parent-watch", daemon=True).start()
+    try:
+        result = ("ok", prepare_identity_frame(users, "user_id", default_region))
+    except Exception as error:  # noqa: BLE001 - sent to the parent, which raises it
+        result = ("error", error)
+    sender.send(result)
+    sender.close()
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this process once its parent is gone.
+
+    A parent killed by SIGTERM or SIGKILL runs no clean-up, and the worker
+    would otherwise wait forever to hand over its frame, holding its memory.
+    """
+    while True:
+        time.sleep(1.0)
+        if os.getppid() != parent_pid:
+            os._exit(1)
 
 
 def link_workspace(
