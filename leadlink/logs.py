@@ -24,6 +24,11 @@ MASK_REGIONS = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "SE", "DK", "AU", "IN"
 # ISO 8601 dates and times; libphonenumber's lenient matcher reads
 # "2026-07-02" as a possible US number, so they are set aside before matching.
 _ISO_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)")
+# Decimals with one or two digits before the point (metrics such as
+# "Brier 0.1692, ECE 0.024") are set aside too: the matcher read that pair as
+# one number. A phone written with points has several groups ("415.555.0134").
+_SHORT_DECIMAL = r"(?<![\d.])\d{1,2}\.\d+(?![\d.])"
+_NOT_PHONES = re.compile("(" + _ISO_TIMESTAMP.pattern[1:-1] + "|" + _SHORT_DECIMAL + ")")
 
 
 def mask_phone(text: str, regions: tuple[str, ...] = MASK_REGIONS) -> str:
@@ -31,10 +36,10 @@ def mask_phone(text: str, regions: tuple[str, ...] = MASK_REGIONS) -> str:
 
     Numbers are found with libphonenumber's matcher, which skips most dates,
     times and counts that a digit pattern would catch; ISO 8601 timestamps
-    are never masked.
+    and short decimals are never masked.
     """
-    pieces = _ISO_TIMESTAMP.split(text)
-    # split() with one capturing group puts the timestamps at odd positions.
+    pieces = _NOT_PHONES.split(text)
+    # split() with one capturing group puts the timestamps and decimals at odd positions.
     return "".join(piece if index % 2 else _mask_phones(piece, regions) for index, piece in enumerate(pieces))
 
 

@@ -180,3 +180,12 @@ def test_nan_is_missing():
 )
 def test_phone_double_zero_prefix(raw, region, expected):
     assert normalize.normalize_phone(raw, region) == expected
+
+
+def test_mask_keeps_metric_decimals():
+    text = "Backtest: log loss 0.5250, Brier 0.1692, ECE 0.024"
+    assert mask_personal_data(text) == text
+
+
+def test_mask_phone_written_with_points():
+    assert mask_personal_data("call 415.555.0134") == "call ***34"
