@@ -119,6 +119,9 @@ def serve_workers(app, host: str, port: int, workers: int, metrics_dir: Path) ->
     exiting on their own. ``app`` must come from ``create_app`` with
     ``metrics_dir`` from ``prepare_worker_environment``.
     """
+    # SIGTERM's default action would skip the atexit clean-up of the metrics
+    # folder while the model loads; exiting through SystemExit runs it.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     # The port is taken before the long load, so that a busy port fails at once.
     listeners = bind_listeners(host, port, workers)
     if not app.state.manager.preload():
@@ -164,6 +167,10 @@ def bind_listeners(host: str, port: int, count: int) -> list[socket.socket]:
             listener.close()
         raise LeadlinkError(f"Could not listen on {host} port {port}: {error.strerror or error}.") from None
     return listeners
+
+
+def _exit_on_signal(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _free_port(family: int, host: str, port: int) -> int:
