@@ -419,9 +419,9 @@ def prepare_for_linkage(
     Normalising names, emails and phones runs in Python, one value at a
     time. With ``processes=2``, large tables are prepared in two processes:
     the users in a spawned worker while this process prepares the contacts.
-    A spawned worker imports the caller's main module again, so a script
+    A spawned worker imports the caller's main module again. So a script
     that requests it must keep its top-level work under
-    ``if __name__ == "__main__":``; the ``leadlink`` commands do.
+    ``if __name__ == "__main__":``, as the ``leadlink`` commands do.
     """
     if processes < 2 or min(len(contacts), len(users)) < PARALLEL_PREPARE_MIN_ROWS:
         return prepare_identity_frame(contacts, "contact_id", default_region), prepare_identity_frame(users, "user_id", default_region)
