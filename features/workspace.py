@@ -610,7 +610,12 @@ def _is_in(ids: pd.Series, known: pa.Array) -> pd.Series:
 
 def _arrow_text(series: pd.Series) -> pa.Array:
     """Return text values as one Arrow array, without copying Arrow-backed strings."""
-    array = pa.array(series.astype("string").array)
+    return single_arrow_array(series.astype("string").array)
+
+
+def single_arrow_array(values) -> pa.Array:
+    """Return pandas array values as one Arrow array, combining an Arrow-backed column's chunks."""
+    array = pa.array(values)
     return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 

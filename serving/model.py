@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadlink.errors import ModelNotFoundError
+from leadlink.features.workspace import single_arrow_array
 
 logger = logging.getLogger(__name__)
 
@@ -172,8 +173,7 @@ def _level_positions(text: pd.Series, levels: list[str]) -> np.ndarray:
     """Return the position of each text among ``levels`` as floats, -1 where it is not one of them."""
     if isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow":
         # Arrow looks strings up without turning them into Python objects, several times faster.
-        array = pa.array(text.array)
-        array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+        array = single_arrow_array(text.array)
         found = pc.index_in(array, value_set=pa.array(levels, type=array.type))
         return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.float64)
     return pd.Index(levels, dtype=object).get_indexer(text.astype(object)).astype(np.float64)
