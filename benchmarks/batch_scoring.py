@@ -152,7 +152,7 @@ class TreeMemory:
                 processes = [self._process, *self._process.children(recursive=True)]
                 total = sum(process.memory_info().rss for process in processes)
             except psutil.Error:
-                # A process ended between listing and reading it; the next sample sees the rest.
+                # A process ended between listing and reading it, so this sample is skipped.
                 total = 0
             self.peak_gb = max(self.peak_gb, total / 1024**3)
             self._done.wait(self._interval)
